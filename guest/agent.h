@@ -1,0 +1,125 @@
+/* Shared state and interfaces of the jitvm guest agent. See docs/protocol.md for the wire protocol. */
+#ifndef JITVM_AGENT_H
+#define JITVM_AGENT_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "protocol.h"
+
+#define AGENT_VERSION "0.1.0"
+
+/* Data frames (stdout, stderr, file bodies) are only produced while the output queue is below this. */
+#define OUTQ_DATA_CAP (2u << 20)
+/* Host input is only read while the output queue is below this (bounds control-frame replies). */
+#define OUTQ_INPUT_CAP (8u << 20)
+
+enum stream_kind { ST_FREE, ST_EXEC, ST_FILE_WRITE, ST_FILE_READ };
+
+struct exec_state {
+    pid_t pid;
+    int reaped, status, timed_out;
+    int64_t deadline_ms;   /* 0: no timeout (or already fired) */
+    int out_fd[2];         /* stdout, stderr read ends; -1 once their FIN was sent */
+    uint64_t out_credit[2];
+    int in_fd;             /* stdin write end; -1 when closed or not requested */
+    int in_fin;            /* host sent FIN on stdin */
+    uint8_t *in_buf;       /* stdin bytes received but not yet written to the pipe */
+    size_t in_head, in_len, in_cap;
+    uint64_t in_unacked;   /* stdin bytes received and not yet granted back */
+};
+
+struct file_state {
+    int fd;
+    char *path;
+    uint64_t total;        /* bytes written (FILE_WRITE) */
+    uint64_t credit;       /* FILE_READ: bytes we may still send */
+    int64_t size;          /* FILE_READ: st_size at open */
+};
+
+struct stream {
+    uint32_t id;
+    enum stream_kind kind;
+    struct exec_state x;
+    struct file_state f;
+};
+
+/* Poll set built fresh each loop iteration; tags say who owns each entry. */
+enum poll_tag { PT_SIGNAL, PT_CHANNEL, PT_INPUT, PT_EXEC_OUT, PT_EXEC_IN };
+#define POLL_MAX (8 + 32 + 3 * MAX_STREAMS)
+struct pollset {
+    struct pollfd fds[POLL_MAX];
+    struct { enum poll_tag tag; int which; uint32_t id; } tags[POLL_MAX];
+    int n;
+};
+void pollset_add(struct pollset *ps, int fd, short events, enum poll_tag tag, int which, uint32_t id);
+
+int64_t now_ms(void);
+void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* stream.c: the table of open streams */
+extern struct stream streams[MAX_STREAMS];
+struct stream *stream_find(uint32_t id);
+struct stream *stream_open(uint32_t id, enum stream_kind kind);
+int stream_count(void);
+void stream_close(struct stream *s);
+void streams_close_all(void);
+
+/* conn.c: frames in and out */
+void conn_attach(int fd);
+void conn_detach(void);
+int conn_fd(void);
+short conn_events(void);
+int conn_read(void);   /* -1: host disconnected */
+int conn_flush(void);  /* -1: fatal write error (host gone) */
+size_t outq_len(void);
+void send_frame(uint8_t type, uint8_t flags, uint32_t id, const void *payload, size_t len);
+void send_error(uint32_t id, uint32_t code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void send_ok(uint32_t id, uint64_t value);
+void send_window(uint32_t id, uint8_t channel, uint64_t increment);
+extern int shutdown_requested;
+
+/* channel.c: finding / (re)connecting the byte stream to the host */
+void channel_init(const char *dev_socket);
+int channel_connected(void);
+int channel_fd(void);
+void channel_disconnected(void);
+void channel_on_sigio(void);
+void channel_tick(void);           /* reconnect attempts / checks while disconnected */
+int channel_timeout_ms(void);      /* poll timeout while disconnected, -1 when connected */
+
+/* exec.c: exec sessions (payload parsers return -1 on a malformed payload) */
+int exec_start(uint32_t id, const uint8_t *p, size_t len);
+int exec_stdin(struct stream *s, uint8_t flags, const uint8_t *data, size_t len);
+void exec_signal(struct stream *s, uint32_t signo);
+void exec_add_pollfds(struct pollset *ps);
+void exec_on_output(struct stream *s, int which);
+void exec_on_stdin_writable(struct stream *s);
+void exec_reaped(pid_t pid, int status);
+void exec_check_timeouts(int64_t now);
+int64_t exec_next_deadline(void);
+void exec_release(struct stream *s);
+
+/* files.c: file operations */
+uint32_t errno_code(int err);
+int file_write_start(uint32_t id, const uint8_t *p, size_t len);
+int file_data(struct stream *s, uint8_t flags, const uint8_t *data, size_t len);
+int file_read_start(uint32_t id, const uint8_t *p, size_t len);
+int files_pending(void);
+void files_pump(void);
+void file_release(struct stream *s);
+int fs_mkdir(uint32_t id, const uint8_t *p, size_t len);
+int fs_stat(uint32_t id, const uint8_t *p, size_t len);
+int fs_list(uint32_t id, const uint8_t *p, size_t len);
+int fs_remove(uint32_t id, const uint8_t *p, size_t len);
+
+/* init.c: PID-1 duties */
+void init_system(void);
+int init_open_inputs(int *fds, int max);
+int input_power_pressed(int fd);
+void reap_for(int sigfd, int ms);
+void system_shutdown(int sigfd) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,71 @@
+import type { Accelerator, Arch, VmConfig } from '../../core/config.js';
+import { AGENT_PORT_NAME } from '../../channel/protocol.js';
+
+/** The files of one VM's runtime dir that appear on QEMU's command line. */
+export interface QemuPaths {
+  readonly qmpSocket: string;
+  readonly agentSocket: string;
+  readonly consoleLog: string;
+}
+
+export interface QemuLaunch {
+  readonly config: VmConfig;
+  readonly accelerator: Accelerator;
+  readonly paths: QemuPaths;
+  /** Whether this QEMU build has seccomp (`-sandbox`). */
+  readonly seccomp: boolean;
+  /** Process name shown in ps. */
+  readonly name: string;
+}
+
+/** The QEMU binary for a guest architecture. */
+export function qemuBinary(arch: Arch): string {
+  return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
+}
+
+/** Under TCG the guest's TSC calibration against the PIT hangs about one boot in four; a fixed TSC rate avoids it. */
+const TCG_TSC_KHZ = 2_000_000;
+
+/** The guest kernel command line: console, reboot-means-exit, plus the caller's extra arguments. */
+export function kernelCommandLine(config: VmConfig, accelerator: Accelerator): string {
+  const console = config.arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
+  const args = [`console=${console}`, 'reboot=t', 'panic=-1', 'quiet'];
+  if (config.arch === 'x86_64' && accelerator === 'tcg') args.push(`tsc_early_khz=${TCG_TSC_KHZ}`);
+  return [...args, ...config.kernelArgs].join(' ');
+}
+
+function machineArgs(arch: Arch, accelerator: Accelerator): string[] {
+  if (arch === 'x86_64') {
+    return ['-M', 'microvm', '-accel', accelerator, ...(accelerator === 'tcg' ? [] : ['-cpu', 'host'])];
+  }
+  // Pointer-authentication emulation makes `-cpu max` several times slower to boot under TCG.
+  return ['-M', 'virt', '-accel', accelerator, '-cpu', accelerator === 'tcg' ? 'cortex-a57' : 'host'];
+}
+
+/**
+ * Pure config → argv for QEMU: direct kernel boot, no default devices, serial console to a file, QMP and the agent's
+ * virtio-serial port on Unix sockets, and `-no-reboot` so a guest reboot or panic ends the process.
+ */
+export function buildQemuArgs(launch: QemuLaunch): string[] {
+  const { config, accelerator, paths } = launch;
+  // prettier-ignore
+  return [
+    '-name', launch.name,
+    ...machineArgs(config.arch, accelerator),
+    '-smp', String(config.cpus),
+    '-m', `${config.memoryMiB}M`,
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-kernel', config.kernel,
+    '-initrd', config.initrd,
+    '-append', kernelCommandLine(config, accelerator),
+    '-chardev', `file,id=console,path=${paths.consoleLog}`,
+    '-serial', 'chardev:console',
+    '-qmp', `unix:${paths.qmpSocket},server=on,wait=off`,
+    '-device', 'virtio-serial-device',
+    '-chardev', `socket,id=agent,path=${paths.agentSocket},server=on,wait=off`,
+    '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+    ...(launch.seccomp
+      ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']
+      : []),
+  ];
+}

@@ -1,0 +1,162 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { type VmConfig, hostArch } from '../../core/config.js';
+import { chooseAccelerator } from '../../core/accelerator.js';
+import { HostToolMissingError, InvalidArgumentError, JitvmError } from '../../core/errors.js';
+import { findOnPath, toolVersion } from '../../core/host-tools.js';
+import type { Hypervisor, ProbeResult, SpawnOptions, VmInstance } from '../../core/hypervisor.js';
+import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
+import { processMatches } from '../../core/process.js';
+import { readVmRecord, writeVmRecord } from '../../core/vm-record.js';
+import { childVmmProcess, foreignVmmProcess } from '../../core/vmm-process.js';
+import { type QemuPaths, buildQemuArgs, qemuBinary } from './args.js';
+import { qemuHasSeccomp } from './features.js';
+import { QemuInstance } from './instance.js';
+
+const QMP_CONNECT_TIMEOUT_MS = 10_000;
+const DEBIAN_PACKAGE = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm' } as const;
+
+function pathsIn(runtimeDir: string): QemuPaths {
+  return {
+    qmpSocket: join(runtimeDir, 'qmp.sock'),
+    agentSocket: join(runtimeDir, 'agent.sock'),
+    consoleLog: join(runtimeDir, 'console.log'),
+  };
+}
+
+function requireBinary(config: VmConfig): string {
+  const name = qemuBinary(config.arch);
+  const binary = findOnPath(name);
+  if (!binary) throw new HostToolMissingError(name, `apt-get install ${DEBIAN_PACKAGE[config.arch]}`);
+  return binary;
+}
+
+function requireFile(path: string, what: string): void {
+  if (!existsSync(path)) throw new InvalidArgumentError(`${what} ${path} does not exist; run \`jitvm image build\``);
+}
+
+/** Keeps QEMU from outliving the process that started it (unless detached), even if that process is SIGKILLed. */
+function launcher(binary: string, args: string[], detached: boolean): [string, string[]] {
+  const setpriv = process.platform === 'linux' && !detached ? findOnPath('setpriv') : undefined;
+  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', binary, ...args]] : [binary, args];
+}
+
+/** QEMU: KVM on Linux, HVF on macOS, WHPX on Windows, TCG anywhere. Agent over virtio-serial. */
+export class QemuHypervisor implements Hypervisor {
+  readonly name = 'qemu';
+  readonly capabilities = {
+    arches: ['x86_64', 'aarch64'],
+    gracefulStop: true,
+    snapshot: false,
+    agentTransport: 'virtio-serial',
+  } as const;
+
+  private static probed: Promise<ProbeResult> | undefined;
+
+  /** Probes once per process: the host's QEMU and accelerator do not change under a running program. */
+  probe(): Promise<ProbeResult> {
+    QemuHypervisor.probed ??= this.probeHost();
+    return QemuHypervisor.probed;
+  }
+
+  private async probeHost(): Promise<ProbeResult> {
+    const arch = hostArch() ?? 'x86_64';
+    const name = qemuBinary(arch);
+    const binary = findOnPath(name);
+    if (!binary) {
+      return {
+        available: false,
+        reason: `${name} not found on PATH (install: apt-get install ${DEBIAN_PACKAGE[arch]})`,
+        accelerator: undefined,
+        binary: undefined,
+        version: undefined,
+        warnings: [],
+      };
+    }
+    const choice = chooseAccelerator(arch);
+    const seccomp = await qemuHasSeccomp(binary);
+    return {
+      available: true,
+      reason: `${binary} found; accelerator ${choice.accelerator} (${choice.reason})`,
+      accelerator: choice.accelerator,
+      binary,
+      version: await toolVersion(binary),
+      warnings: [
+        ...(choice.accelerator === 'tcg' ? ['no hardware acceleration: guests run under TCG emulation'] : []),
+        ...(seccomp ? [] : ['this QEMU has no seccomp support (-sandbox): the VMM runs without a syscall filter']),
+      ],
+    };
+  }
+
+  async spawn(config: VmConfig, options: SpawnOptions = {}): Promise<VmInstance> {
+    const binary = requireBinary(config);
+    requireFile(config.kernel, 'kernel');
+    requireFile(config.initrd, 'initrd');
+    const id = options.id ?? `jv-${randomBytes(5).toString('hex')}`;
+    const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
+    mkdirSync(runtimeDir, { mode: 0o700 });
+    try {
+      return await this.launch(binary, config, id, runtimeDir, options.detached ?? false);
+    } catch (error) {
+      rmSync(runtimeDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  private async launch(
+    binary: string,
+    config: VmConfig,
+    id: string,
+    runtimeDir: string,
+    detached: boolean,
+  ): Promise<QemuInstance> {
+    const paths = pathsIn(runtimeDir);
+    const accelerator = config.accelerator ?? chooseAccelerator(config.arch).accelerator;
+    const args = buildQemuArgs({ config, accelerator, paths, seccomp: await qemuHasSeccomp(binary), name: `jitvm-${id}` });
+    const vmmLog = join(runtimeDir, 'vmm.log');
+    const logFd = openSync(vmmLog, 'w', 0o600);
+    const [command, argv] = launcher(binary, args, detached);
+    const child = spawn(command, argv, { stdio: ['ignore', 'ignore', logFd], detached, cwd: runtimeDir });
+    closeSync(logFd);
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid as number));
+      child.once('error', reject);
+    });
+    if (detached) child.unref();
+    const instance = new QemuInstance(id, runtimeDir, paths, childVmmProcess(Object.assign(child, { pid })));
+    try {
+      await instance.attachControl(QMP_CONNECT_TIMEOUT_MS);
+    } catch (error) {
+      await instance.kill();
+      const stderr = readFileSync(vmmLog, 'utf8').trim();
+      throw new JitvmError('vmm_failed', `QEMU failed to start${stderr ? `: ${stderr}` : ''}`, { cause: error });
+    }
+    writeVmRecord(runtimeDir, {
+      id,
+      backend: this.name,
+      pid,
+      createdAt: new Date().toISOString(),
+      detached,
+      controlSocket: paths.qmpSocket,
+      agentSocket: paths.agentSocket,
+      consoleLog: paths.consoleLog,
+      cpus: config.cpus,
+      memoryMiB: config.memoryMiB,
+      arch: config.arch,
+      accelerator,
+    });
+    return instance;
+  }
+
+  async attach(id: string): Promise<VmInstance> {
+    const record = readVmRecord(id);
+    const runtimeDir = join(vmsRoot(), id);
+    if (!processMatches(record.pid, runtimeDir)) {
+      rmSync(runtimeDir, { recursive: true, force: true });
+      throw new JitvmError('not_found', `sandbox ${id} is no longer running (its VM exited); removed its leftovers`);
+    }
+    return new QemuInstance(id, runtimeDir, pathsIn(runtimeDir), foreignVmmProcess(record.pid, runtimeDir));
+  }
+}

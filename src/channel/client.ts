@@ -1,0 +1,166 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { ChannelClosedError, GuestError, JitvmError, ProtocolError } from '../core/errors.js';
+import { type Frame, FrameDecoder, encodeFrame } from './codec.js';
+import { ErrorCode, MIN_PROTOCOL_VERSION, MsgType, PROTOCOL_VERSION, MAX_STREAMS } from './protocol.js';
+import { PayloadReader, PayloadWriter } from './wire.js';
+
+/** Receives the frames of one open stream, and its end when the connection goes. */
+export interface StreamHandler {
+  onFrame(frame: Frame): void;
+  onClose(error: Error): void;
+}
+
+/** What the agent said about itself in the handshake. */
+export interface AgentInfo {
+  readonly version: number;
+  readonly capabilities: number;
+  readonly maxPayload: number;
+  readonly initialWindow: number;
+  readonly agentVersion: string;
+}
+
+const errorNames = new Map<number, string>(Object.entries(ErrorCode).map(([name, code]) => [code, name]));
+
+/** Turns an ERROR payload into a GuestError naming the agent's code. */
+export function decodeGuestError(payload: Buffer): GuestError {
+  const reader = new PayloadReader(payload, 'ERROR');
+  const code = reader.u32();
+  const message = reader.str();
+  return new GuestError(errorNames.get(code) ?? `code ${code}`, message);
+}
+
+/**
+ * One connection to the guest agent over any duplex byte stream: handshake, stream ids, frame dispatch.
+ * Emits 'close' (Error) once, when the stream ends or breaks; every open stream is failed with that error.
+ */
+export class AgentConnection extends EventEmitter {
+  private readonly decoder = new FrameDecoder();
+  private readonly handlers = new Map<number, StreamHandler>();
+  private nextStream = 1;
+  private closedWith: Error | undefined;
+  info: AgentInfo | undefined;
+
+  constructor(private readonly transport: Duplex) {
+    super();
+    transport.on('data', (data: Buffer) => this.receive(data));
+    transport.on('error', (error) => this.shutdown(new ChannelClosedError(`agent channel failed: ${error.message}`)));
+    transport.on('close', () => this.shutdown(new ChannelClosedError()));
+  }
+
+  /** Sends HELLO and waits for the agent's answer. Refuses a version this host did not offer. */
+  async handshake(): Promise<AgentInfo> {
+    const reply = new Promise<Frame>((resolve, reject) => {
+      this.handlers.set(0, { onFrame: resolve, onClose: reject });
+    });
+    this.send(MsgType.HELLO, 0, new PayloadWriter().u32(MIN_PROTOCOL_VERSION).u32(PROTOCOL_VERSION).finish());
+    const frame = await reply;
+    this.handlers.delete(0);
+    if (frame.type === MsgType.ERROR) throw decodeGuestError(frame.payload);
+    if (frame.type !== MsgType.HELLO_OK) throw this.protocolFailure(`expected HELLO_OK, got type ${frame.type}`);
+    const reader = new PayloadReader(frame.payload, 'HELLO_OK');
+    const info: AgentInfo = {
+      version: reader.u32(),
+      capabilities: reader.u32(),
+      maxPayload: reader.u32(),
+      initialWindow: reader.u32(),
+      agentVersion: reader.str(),
+    };
+    reader.end();
+    if (info.version < MIN_PROTOCOL_VERSION || info.version > PROTOCOL_VERSION) {
+      throw this.protocolFailure(`agent chose protocol version ${info.version}, which this host does not speak`);
+    }
+    this.info = info;
+    return info;
+  }
+
+  /** Allocates a stream id and routes its frames to `handler`. */
+  open(handler: StreamHandler): number {
+    if (this.closedWith) throw this.closedWith;
+    if (this.handlers.size >= MAX_STREAMS) {
+      throw new JitvmError('invalid_state', `at most ${MAX_STREAMS} requests may be open on one sandbox at once`);
+    }
+    const id = this.nextStream;
+    this.nextStream = this.nextStream >= 0xffffffff ? 1 : this.nextStream + 1;
+    this.handlers.set(id, handler);
+    return id;
+  }
+
+  /** Forgets a finished stream; later frames for it are dropped. */
+  release(stream: number): void {
+    this.handlers.delete(stream);
+  }
+
+  send(type: number, stream: number, payload?: Buffer, flags = 0): void {
+    if (this.closedWith) throw this.closedWith;
+    this.transport.write(encodeFrame(type, stream, payload, flags));
+  }
+
+  /** Sends a one-shot request and resolves with its terminal reply frame (OK, STAT_RESULT…); ERROR rejects. */
+  request(type: number, payload: Buffer, collect?: (frame: Frame) => boolean): Promise<Frame> {
+    return new Promise<Frame>((resolve, reject) => {
+      const stream = this.open({
+        onFrame: (frame) => {
+          if (frame.type === MsgType.ERROR) {
+            this.release(stream);
+            reject(decodeGuestError(frame.payload));
+          } else if (!collect || collect(frame)) {
+            this.release(stream);
+            resolve(frame);
+          }
+        },
+        onClose: reject,
+      });
+      this.send(type, stream, payload);
+    });
+  }
+
+  get closed(): boolean {
+    return this.closedWith !== undefined;
+  }
+
+  close(): void {
+    this.shutdown(new ChannelClosedError('the agent connection was closed by jitvm'));
+  }
+
+  private receive(data: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(data);
+    } catch (error) {
+      this.shutdown(error as Error);
+      return;
+    }
+    for (const frame of frames) {
+      if (frame.stream === 0 && frame.type === MsgType.ERROR && !this.handlers.has(0)) {
+        const error = decodeGuestError(frame.payload);
+        this.shutdown(new ProtocolError(`agent reported a connection error: ${error.message}`));
+        return;
+      }
+      try {
+        this.handlers.get(frame.stream)?.onFrame(frame);
+      } catch (error) {
+        // A handler throws only when the agent's frame broke the protocol: the connection cannot be trusted.
+        this.shutdown(error as Error);
+        return;
+      }
+    }
+  }
+
+  private protocolFailure(message: string): ProtocolError {
+    const error = new ProtocolError(message);
+    this.shutdown(error);
+    return error;
+  }
+
+  private shutdown(error: Error): void {
+    if (this.closedWith) return;
+    this.closedWith = error;
+    this.transport.destroy();
+    const handlers = [...this.handlers.values()];
+    this.handlers.clear();
+    for (const handler of handlers) handler.onClose(error);
+    this.emit('close', error);
+  }
+}
+

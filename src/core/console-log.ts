@@ -1,0 +1,10 @@
+import { readFileSync } from 'node:fs';
+
+/** The last `lines` lines of a serial console log, or '' when there is none yet. */
+export function readConsoleTail(path: string, lines = 30): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}

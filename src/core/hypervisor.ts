@@ -1,0 +1,84 @@
+import type { Duplex } from 'node:stream';
+import type { Accelerator, Arch, VmConfig } from './config.js';
+
+/** What a backend's probe found: usable or not, and why — `doctor` prints it verbatim. */
+export interface ProbeResult {
+  readonly available: boolean;
+  /** One sentence: why this backend can or cannot run here. */
+  readonly reason: string;
+  readonly accelerator: Accelerator | undefined;
+  /** The VMM binary that would be used, when found. */
+  readonly binary: string | undefined;
+  readonly version: string | undefined;
+  readonly warnings: readonly string[];
+}
+
+/** Features a backend supports, so callers ask instead of guessing. */
+export interface BackendCapabilities {
+  readonly arches: readonly Arch[];
+  /** `stop()` asks the guest to power off before forcing. */
+  readonly gracefulStop: boolean;
+  readonly snapshot: boolean;
+  readonly agentTransport: 'virtio-serial' | 'vsock';
+}
+
+/** Lifecycle of one VM, with the data each state carries. */
+export type VmState =
+  | { readonly kind: 'starting' }
+  | { readonly kind: 'running' }
+  | { readonly kind: 'stopping' }
+  | { readonly kind: 'exited'; readonly exit: VmExit };
+
+/** How a VMM process ended. `code`/`signal` are undefined when unknown (e.g. a VM that was not our child). */
+export interface VmExit {
+  readonly code: number | undefined;
+  readonly signal: NodeJS.Signals | undefined;
+}
+
+export interface SpawnOptions {
+  /** Let the VMM outlive this process (CLI `create`). Its state is kept in the runtime dir. */
+  readonly detached?: boolean;
+  /** Use this id instead of a generated one. */
+  readonly id?: string;
+}
+
+export interface StopOptions {
+  /** How long the guest gets to power off before the VMM is forced down. Default 5000. */
+  readonly timeoutMs?: number;
+}
+
+/** One running (or finished) VM. Knows its process and sockets; knows nothing of exec or files. */
+export interface VmInstance {
+  readonly id: string;
+  readonly backend: string;
+  /** The VMM's pid; undefined once it has been reaped and the pid may be reused. */
+  readonly pid: number | undefined;
+  /** The VMM control socket (QMP, REST…); undefined once the VM has exited. */
+  readonly controlSocket: string | undefined;
+  readonly consoleLogPath: string;
+  readonly runtimeDir: string;
+  readonly state: VmState;
+  /** The last lines of the serial console; still available after exit, when the runtime dir is gone. */
+  consoleTail(): string;
+  /** Opens a fresh byte stream to the guest agent. Refused once the VM has exited. */
+  connectAgent(signal?: AbortSignal): Promise<Duplex>;
+  /** Asks the guest to power off, waits `timeoutMs`, then forces the VMM down. Always ends with the VM gone. */
+  stop(options?: StopOptions): Promise<VmExit>;
+  /** Kills the VMM at once. */
+  kill(): Promise<VmExit>;
+  /** Resolves when the VMM has exited and its runtime dir is removed. */
+  wait(): Promise<VmExit>;
+  /** Leaves a detached VM running and releases this process's hold on it (sockets, listeners). */
+  release(): void;
+}
+
+/** A VMM jitvm can drive. */
+export interface Hypervisor {
+  readonly name: string;
+  readonly capabilities: BackendCapabilities;
+  probe(): Promise<ProbeResult>;
+  /** Starts a VM. Resolves once the VMM is running (not once the guest booted). */
+  spawn(config: VmConfig, options?: SpawnOptions): Promise<VmInstance>;
+  /** Re-attaches to a detached VM started by this backend, from its runtime dir. */
+  attach(id: string): Promise<VmInstance>;
+}

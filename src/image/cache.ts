@@ -1,0 +1,161 @@
+/**
+ * The content-addressed image cache: `<root>/kernels/` holds extracted Debian kernels, `<root>/images/<key>/` holds
+ * `vmlinuz`, `initramfs.cpio.gz` and `manifest.json` (written last). Directories are staged next to their final
+ * place and renamed into it, so concurrent builders never see or leave a half-written image.
+ */
+
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
+
+import { z } from 'zod';
+
+import { ImageBuildError } from './errors.js';
+import { publishDir, readJsonFile, withTempDir } from './fs-util.js';
+
+/** Bumped whenever the image layout changes, so old cache entries stop matching. */
+export const IMAGE_BUILDER_VERSION = 1;
+
+/** A bootable guest: kernel + initramfs on the host, ready for a VMM. */
+export interface GuestImage {
+  /** Cache key: hash of everything the image was built from. */
+  key: string;
+  /** Path of the kernel (bzImage). */
+  kernel: string;
+  /** Path of the gzip'd initramfs. */
+  initrd: string;
+  /** Kernel release, e.g. `6.1.0-56-cloud-amd64`. */
+  kernelVersion: string;
+  arch: 'x86_64';
+  /** ISO 8601 time the image was built. */
+  builtAt: string;
+}
+
+const manifestSchema = z.object({
+  builderVersion: z.literal(IMAGE_BUILDER_VERSION),
+  key: z.string(),
+  kernelVersion: z.string(),
+  kernelPackage: z.string(),
+  arch: z.literal('x86_64'),
+  builtAt: z.string(),
+  modules: z.array(z.string()),
+});
+/** What `manifest.json` records about an image. */
+export type ImageManifest = z.infer<typeof manifestSchema>;
+
+const KERNEL_FILE = 'vmlinuz';
+const INITRD_FILE = 'initramfs.cpio.gz';
+const MANIFEST_FILE = 'manifest.json';
+
+/** `$JITVM_CACHE_DIR`, else `${XDG_CACHE_HOME:-$HOME/.cache}/jitvm`. */
+export function cacheRoot(): string {
+  if (process.env.JITVM_CACHE_DIR) return process.env.JITVM_CACHE_DIR;
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'jitvm');
+}
+
+/** Where extracted kernels live. */
+export function kernelsDir(root: string): string {
+  return join(root, 'kernels');
+}
+
+/** Everything an image is built from. */
+export interface ImageKeyInputs {
+  /** The extracted kernel (`<package>_<version>`). */
+  kernelId: string;
+  /** Paths of the agent's source files. */
+  agentSources: readonly string[];
+  busybox: { path: string; size: number; mtimeMs: number };
+  modules: readonly string[];
+}
+
+/** The image key: sha256 over the builder version and every input, truncated to 32 hex digits. */
+export async function imageKey(inputs: ImageKeyInputs): Promise<string> {
+  const hash = createHash('sha256');
+  const field = (value: string | Buffer): void => {
+    const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+    hash.update(`${bytes.length}:`).update(bytes);
+  };
+  field(`jitvm-image/${IMAGE_BUILDER_VERSION}/x86_64`);
+  field(inputs.kernelId);
+  const sources = await Promise.all(inputs.agentSources.map((path) => readFile(path)));
+  inputs.agentSources.forEach((path, i) => {
+    field(basename(path));
+    field(sources[i]!);
+  });
+  field(`${inputs.busybox.path}:${inputs.busybox.size}:${inputs.busybox.mtimeMs}`);
+  field(inputs.modules.join(','));
+  return hash.digest('hex').slice(0, 32);
+}
+
+/** The cached image with this key, or undefined when it has not been built. */
+export async function readCachedImage(root: string, key: string): Promise<GuestImage | undefined> {
+  const dir = join(root, 'images', key);
+  const manifest = await readJsonFile(join(dir, MANIFEST_FILE), manifestSchema);
+  if (!manifest || manifest.key !== key) return undefined;
+  return {
+    key,
+    kernel: join(dir, KERNEL_FILE),
+    initrd: join(dir, INITRD_FILE),
+    kernelVersion: manifest.kernelVersion,
+    arch: manifest.arch,
+    builtAt: manifest.builtAt,
+  };
+}
+
+/** The files of an image being built, written by a `fill` callback of storeImage. */
+export interface StagedImage {
+  /** Where to write the kernel. */
+  kernel: string;
+  /** Where to write the initramfs. */
+  initrd: string;
+  /** A scratch directory for intermediate files; removed afterwards. */
+  scratch: string;
+}
+
+/**
+ * Builds an image with `fill` in a staging directory and moves it to `images/<key>`. When another process
+ * published the same key first, its image is used. `replace` swaps out an existing image (forced rebuild).
+ * Staging and scratch directories are removed on success and failure alike.
+ */
+export async function storeImage(
+  root: string,
+  key: string,
+  fill: (staged: StagedImage) => Promise<Omit<ImageManifest, 'builderVersion' | 'key' | 'builtAt'>>,
+  replace: boolean,
+): Promise<GuestImage> {
+  const imagesDir = join(root, 'images');
+  await mkdir(imagesDir, { recursive: true });
+  return withTempDir(imagesDir, async (tmp) => {
+    const staged = join(tmp, 'image');
+    const scratch = join(tmp, 'scratch');
+    await Promise.all([mkdir(staged), mkdir(scratch)]);
+    const facts = await fill({ kernel: join(staged, KERNEL_FILE), initrd: join(staged, INITRD_FILE), scratch });
+    const manifest: ImageManifest = {
+      builderVersion: IMAGE_BUILDER_VERSION,
+      key,
+      builtAt: new Date().toISOString(),
+      ...facts,
+    };
+    await writeFile(join(staged, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+
+    const target = join(imagesDir, key);
+    if (replace) await moveAside(target, join(tmp, 'replaced'));
+    await publishDir(
+      staged,
+      target,
+      async (dir) => (await readJsonFile(join(dir, MANIFEST_FILE), manifestSchema)) !== undefined,
+    );
+    const image = await readCachedImage(root, key);
+    if (!image) throw new ImageBuildError(`the image ${key} vanished from ${imagesDir}`, 'Build it again.');
+    return image;
+  });
+}
+
+async function moveAside(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}

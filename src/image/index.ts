@@ -1,0 +1,180 @@
+/**
+ * The guest image: Debian's cloud kernel plus an initramfs holding the jitvm agent (/init), a static busybox and the
+ * kernel modules the guest needs. Images are built once and cached by the hash of everything they are made from.
+ */
+
+import { constants, copyFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { CancelledError, JitvmError } from '../core/errors.js';
+import { AGENT_SOURCE_DIR, buildAgent, listAgentSources } from './agent-build.js';
+import { inspectBusybox, locateBusybox } from './busybox.js';
+import { cacheRoot, imageKey, kernelsDir, readCachedImage, storeImage, type GuestImage } from './cache.js';
+import { fetchDebianKernel, findExtractedKernel, type KernelInfo } from './debian-kernel.js';
+import { buildInitramfs, GUEST_MODULES } from './initramfs.js';
+import { indexModules, resolveModules } from './modules.js';
+
+export type { GuestImage } from './cache.js';
+export { ImageBuildError } from './errors.js';
+
+/** A step of an image build, reported as it starts and (with `done: true`) as it ends. */
+export interface ImageProgress {
+  step: 'kernel' | 'agent' | 'modules' | 'initramfs';
+  message: string;
+  done?: boolean;
+}
+
+/** Options of resolveImage. */
+export interface ResolveImageOptions {
+  /** Called as each build step starts and ends; resolveImage never calls it when the image is already cached. */
+  onProgress?: (progress: ImageProgress) => void;
+  /** Cancels a build in progress (running compilers and downloads are killed). */
+  signal?: AbortSignal;
+  /** Directory of the agent's C sources; defaults to the `guest/` directory shipped with jitvm. */
+  agentSourceDir?: string;
+}
+
+/** Options of buildImage. */
+export interface BuildImageOptions extends ResolveImageOptions {
+  /** Rebuild even when an image with the same key is cached. */
+  force?: boolean;
+  /** Ask apt for the current cloud kernel (downloading it when new) instead of using the newest one cached. */
+  refreshKernel?: boolean;
+}
+
+const memo = new Map<string, Promise<GuestImage>>();
+
+/**
+ * The image to boot, built on first use. When a kernel is already in the cache this needs no network and no apt:
+ * it hashes the inputs and returns the cached image. The answer is memoized for the life of the process (a failed
+ * attempt is not), so concurrent callers share one build; only the first caller's options take effect.
+ */
+export function resolveImage(options: ResolveImageOptions = {}): Promise<GuestImage> {
+  const key = memoKey(options);
+  let image = memo.get(key);
+  if (!image) {
+    image = resolveUnmemoized(options).catch(asCancelled(options.signal));
+    memo.set(key, image);
+    const attempt = image;
+    attempt.catch(() => {
+      if (memo.get(key) === attempt) memo.delete(key);
+    });
+  }
+  return image;
+}
+
+/**
+ * Builds the image unless an identical one is cached (`force` rebuilds regardless); `refreshKernel` asks apt for
+ * Debian's current cloud kernel first, so a kernel update yields a new image. Later resolveImage calls return it.
+ */
+export async function buildImage(options: BuildImageOptions = {}): Promise<GuestImage> {
+  const image = await buildUnmemoized(options).catch(asCancelled(options.signal));
+  memo.set(memoKey(options), Promise.resolve(image));
+  return image;
+}
+
+function memoKey(options: ResolveImageOptions): string {
+  return `${cacheRoot()}\0${options.agentSourceDir ?? AGENT_SOURCE_DIR}`;
+}
+
+async function resolveUnmemoized(options: ResolveImageOptions): Promise<GuestImage> {
+  assertSupportedHost();
+  const root = cacheRoot();
+  const kernel = await findExtractedKernel(kernelsDir(root));
+  if (kernel) {
+    const cached = await readCachedImage(root, await keyFor(kernel, options));
+    if (cached) return cached;
+  }
+  return buildUnmemoized(options);
+}
+
+async function buildUnmemoized(options: BuildImageOptions): Promise<GuestImage> {
+  assertSupportedHost();
+  const { signal } = options;
+  const progress = options.onProgress ?? (() => {});
+  const sourceDir = options.agentSourceDir ?? AGENT_SOURCE_DIR;
+  const root = cacheRoot();
+
+  const kernel = await obtainKernel(root, options.refreshKernel ?? false, progress, signal);
+  const key = await keyFor(kernel, options);
+  if (!options.force) {
+    const cached = await readCachedImage(root, key);
+    if (cached) return cached;
+  }
+
+  return storeImage(
+    root,
+    key,
+    async (staged) => {
+      progress({ step: 'agent', message: `compiling the guest agent from ${sourceDir}` });
+      const agent = join(staged.scratch, 'init');
+      await buildAgent(sourceDir, agent, signal);
+      const busybox = await inspectBusybox((await locateBusybox()).path, signal);
+      progress({ step: 'agent', message: `agent built; busybox has ${busybox.applets.length} applets`, done: true });
+
+      progress({ step: 'modules', message: `resolving ${GUEST_MODULES.length} kernel modules and their dependencies` });
+      const modules = await resolveModules(await indexModules(kernel.modulesDir), GUEST_MODULES);
+      progress({ step: 'modules', message: modules.map((m) => m.name).join(' '), done: true });
+
+      signal?.throwIfAborted();
+      progress({ step: 'initramfs', message: 'writing the kernel and initramfs' });
+      const initramfs = await buildInitramfs({ agent, busybox, modules });
+      await Promise.all([
+        writeFile(staged.initrd, initramfs),
+        copyFile(kernel.vmlinuz, staged.kernel, constants.COPYFILE_FICLONE),
+      ]);
+      progress({ step: 'initramfs', message: `initramfs ${(initramfs.length / 1048576).toFixed(1)} MiB`, done: true });
+      return {
+        kernelVersion: kernel.version,
+        kernelPackage: kernel.id,
+        arch: 'x86_64',
+        modules: modules.map((m) => m.name),
+      };
+    },
+    options.force ?? false,
+  );
+}
+
+async function obtainKernel(
+  root: string,
+  refresh: boolean,
+  progress: (p: ImageProgress) => void,
+  signal: AbortSignal | undefined,
+): Promise<KernelInfo> {
+  const cached = refresh ? undefined : await findExtractedKernel(kernelsDir(root));
+  if (cached) {
+    progress({ step: 'kernel', message: `using cached kernel ${cached.version}`, done: true });
+    return cached;
+  }
+  progress({ step: 'kernel', message: "fetching Debian's cloud kernel with apt" });
+  const kernel = await fetchDebianKernel(kernelsDir(root), signal);
+  progress({ step: 'kernel', message: `kernel ${kernel.version} (${kernel.id})`, done: true });
+  return kernel;
+}
+
+async function keyFor(kernel: KernelInfo, options: ResolveImageOptions): Promise<string> {
+  const [agentSources, busybox] = await Promise.all([
+    listAgentSources(options.agentSourceDir ?? AGENT_SOURCE_DIR),
+    locateBusybox(),
+  ]);
+  return imageKey({
+    kernelId: kernel.id,
+    agentSources,
+    busybox: { path: busybox.path, size: busybox.stats.size, mtimeMs: busybox.stats.mtimeMs },
+    modules: GUEST_MODULES,
+  });
+}
+
+/** Turns whatever an aborted build threw into CancelledError. */
+function asCancelled(signal: AbortSignal | undefined): (error: unknown) => never {
+  return (error) => {
+    if (signal?.aborted) throw new CancelledError('the guest image build was cancelled');
+    throw error;
+  };
+}
+
+function assertSupportedHost(): void {
+  if (process.arch !== 'x64') {
+    throw new JitvmError('unsupported', `guest images are built for x86_64 hosts only (this host is ${process.arch})`);
+  }
+}

@@ -1,0 +1,55 @@
+import { AgentConnection } from '../channel/client.js';
+import { CancelledError, JitvmError, SandboxBootError } from '../core/errors.js';
+import type { VmInstance } from '../core/hypervisor.js';
+
+/**
+ * Connects to the agent of a just-started VM and completes the handshake within `timeoutMs`. Fails with
+ * SandboxBootError (carrying the console tail) when the VMM exits first or the agent never answers.
+ */
+export async function connectAgentWithin(
+  instance: VmInstance,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<AgentConnection> {
+  const consoleLog = instance.consoleLogPath;
+  let connection: AgentConnection | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const failures = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new SandboxBootError(`the guest agent did not answer within ${timeoutMs} ms`, instance.consoleTail(), consoleLog)),
+      timeoutMs,
+    );
+    instance.wait().then(
+      (exit) =>
+        reject(
+          new SandboxBootError(
+            `the VM exited during boot (code ${exit.code ?? 'unknown'}, signal ${exit.signal ?? 'none'})`,
+            instance.consoleTail(),
+            consoleLog,
+          ),
+        ),
+      reject,
+    );
+    onAbort = () => reject(new CancelledError('sandbox creation was cancelled'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    const handshake = (async () => {
+      connection = new AgentConnection(await instance.connectAgent(signal));
+      await connection.handshake();
+      return connection;
+    })();
+    handshake.catch(() => undefined);
+    return await Promise.race([handshake, failures]);
+  } catch (error) {
+    connection?.close();
+    if (error instanceof JitvmError) throw error;
+    throw new SandboxBootError(`could not reach the guest agent: ${(error as Error).message}`, instance.consoleTail(), consoleLog, {
+      cause: error,
+    });
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,136 @@
+import { Readable } from 'node:stream';
+import type { AgentConnection } from '../channel/client.js';
+import { type ExecExit, ExecProcess } from '../channel/exec-process.js';
+import { CancelledError, ExecTimeoutError, InvalidArgumentError } from '../core/errors.js';
+import { parseWith } from '../core/config.js';
+import { ExecResult } from './exec-result.js';
+import { ExecOptionsSchema } from './options.js';
+
+/** Standard input for a guest command: bytes, text, or a stream of bytes. */
+export type StdinSource = string | Buffer | Readable | AsyncIterable<Buffer | string>;
+
+/** Options shared by `exec` and `spawn`. */
+export interface SpawnOptions {
+  readonly env?: Record<string, string>;
+  readonly cwd?: string;
+  readonly stdin?: StdinSource;
+  /** The agent kills the command and its whole process group after this long. */
+  readonly timeoutMs?: number;
+  /** Aborting kills the command's process group; the call rejects with CancelledError. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ExecOptions extends SpawnOptions {
+  /** Called with each chunk of stdout as it arrives. */
+  readonly onStdout?: (chunk: Buffer) => void;
+  readonly onStderr?: (chunk: Buffer) => void;
+}
+
+/** A string runs through `/bin/sh -c`; an array is argv, run without a shell. */
+export type Command = string | readonly string[];
+
+function toArgv(command: Command): string[] {
+  const argv = typeof command === 'string' ? ['/bin/sh', '-c', command] : [...command];
+  if (argv.length === 0 || argv[0] === '') throw new InvalidArgumentError('command must not be empty');
+  return argv;
+}
+
+async function* chunksOf(source: StdinSource): AsyncIterable<Buffer> {
+  if (typeof source === 'string' || Buffer.isBuffer(source)) {
+    yield Buffer.from(source);
+    return;
+  }
+  for await (const chunk of source) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+}
+
+/**
+ * A command running in the sandbox: stdout/stderr are Node Readables (flow-controlled end to end), stdin can be
+ * written while it runs, and `wait()` resolves with its exit.
+ */
+export class CommandHandle {
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  private readonly startedAt = performance.now();
+
+  constructor(
+    private readonly process: ExecProcess,
+    options: SpawnOptions,
+  ) {
+    this.stdout = process.stdout;
+    this.stderr = process.stderr;
+    if (options.stdin !== undefined) void this.pumpStdin(options.stdin);
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = (): void => this.kill('SIGKILL');
+      signal.addEventListener('abort', onAbort, { once: true });
+      void process.exit.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => undefined);
+    }
+  }
+
+  /** Starts `command` on `connection`. Rejects (GuestError NOT_FOUND…) only through `started`/`wait`. */
+  static start(connection: AgentConnection, command: Command, options: SpawnOptions = {}): CommandHandle {
+    const checked = parseWith(ExecOptionsSchema, { env: options.env, cwd: options.cwd, timeoutMs: options.timeoutMs }, 'invalid exec options');
+    if (options.signal?.aborted) throw new CancelledError('the command was cancelled before it started');
+    const process = new ExecProcess(connection, { argv: toArgv(command), ...checked, stdin: options.stdin !== undefined });
+    return new CommandHandle(process, options);
+  }
+
+  /** The guest pid, once the program is running. */
+  get pid(): Promise<number> {
+    return this.process.started;
+  }
+
+  /** Writes to the command's stdin (waits for the guest's credit). */
+  sendStdin(data: string | Buffer): Promise<void> {
+    return this.process.writeStdin(Buffer.from(data));
+  }
+
+  /** Closes the command's stdin. */
+  closeStdin(): void {
+    this.process.endStdin();
+  }
+
+  /** Signals the command's whole process group (SIGKILL by default). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.process.kill(signal);
+  }
+
+  /** Resolves with the exit once the command ended and its output was consumed. */
+  wait(): Promise<ExecExit> {
+    return this.process.exit;
+  }
+
+  get elapsedMs(): number {
+    return performance.now() - this.startedAt;
+  }
+
+  private async pumpStdin(source: StdinSource): Promise<void> {
+    try {
+      for await (const chunk of chunksOf(source)) await this.process.writeStdin(chunk);
+      this.process.endStdin();
+    } catch {
+      // The process ended or the channel closed; wait() reports that.
+    }
+  }
+}
+
+async function collect(stream: Readable, onChunk?: (chunk: Buffer) => void): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) {
+    chunks.push(chunk as Buffer);
+    onChunk?.(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Runs a command to completion, collecting its output. Timeout → ExecTimeoutError; abort → CancelledError. */
+export async function runCommand(connection: AgentConnection, command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+  const handle = CommandHandle.start(connection, command, options);
+  const output = Promise.all([collect(handle.stdout, options.onStdout), collect(handle.stderr, options.onStderr)]);
+  output.catch(() => undefined);
+  const exit = await handle.wait();
+  const [stdout, stderr] = await output;
+  if (exit.reason === 'timed_out') throw new ExecTimeoutError(options.timeoutMs ?? 0, stdout, stderr);
+  if (options.signal?.aborted) throw new CancelledError('the command was cancelled and killed');
+  return new ExecResult(exit, stdout, stderr, handle.elapsedMs);
+}

@@ -1,0 +1,55 @@
+import { Readable } from 'node:stream';
+import type { AgentConnection } from '../channel/client.js';
+import * as files from '../channel/files.js';
+import type { FileEntry } from '../channel/files.js';
+
+export type { FileEntry };
+
+export interface WriteFileOptions {
+  /** Permission bits of the file (default 0o644). */
+  readonly mode?: number;
+  /** Create missing parent directories (default true). */
+  readonly mkdirs?: boolean;
+}
+
+/** File operations inside a sandbox. Paths are guest paths; relative ones are relative to `/`. */
+export class SandboxFiles {
+  constructor(private readonly connection: () => AgentConnection) {}
+
+  /** Writes bytes, text or a byte stream to `path`, streaming in chunks. Resolves with the bytes written. */
+  write(path: string, data: string | Buffer | Readable | AsyncIterable<Buffer>, options: WriteFileOptions = {}): Promise<number> {
+    const source = typeof data === 'string' || Buffer.isBuffer(data) ? [Buffer.from(data)] : data;
+    return files.writeFile(this.connection(), path, source, { mode: options.mode, mkdirs: options.mkdirs ?? true });
+  }
+
+  /** Reads a whole file into memory. */
+  async read(path: string): Promise<Buffer> {
+    const { content } = await files.readFile(this.connection(), path);
+    const chunks: Buffer[] = [];
+    for await (const chunk of content) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /** Opens a file as a stream (for files too big to hold in memory), with its size and mode. */
+  readStream(path: string): Promise<{ size: number; mode: number; content: Readable }> {
+    return files.readFile(this.connection(), path);
+  }
+
+  list(path: string): Promise<FileEntry[]> {
+    return files.list(this.connection(), path);
+  }
+
+  stat(path: string): Promise<FileEntry> {
+    return files.stat(this.connection(), path);
+  }
+
+  /** Creates a directory and its missing parents. */
+  mkdir(path: string, mode?: number): Promise<void> {
+    return files.mkdir(this.connection(), path, mode);
+  }
+
+  /** Removes a file or empty directory; `recursive` removes a whole tree. */
+  remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    return files.remove(this.connection(), path, options.recursive ?? false);
+  }
+}

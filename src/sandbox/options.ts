@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { ARCHES } from '../core/config.js';
+
+/** What `Sandbox.create()` accepts. Unset fields get the VmConfig defaults; kernel/initrd default to the built image. */
+export const SandboxOptionsSchema = z.object({
+  cpus: z.number().int().min(1).max(64).optional(),
+  memoryMiB: z.number().int().min(64).max(65536).optional(),
+  backend: z.string().min(1).optional(),
+  kernel: z.string().min(1).optional(),
+  initrd: z.string().min(1).optional(),
+  kernelArgs: z.array(z.string()).optional(),
+  arch: z.enum(ARCHES).optional(),
+  bootTimeoutMs: z.number().int().min(1000).max(600_000).optional(),
+  /** Keep the VM running after this process exits (CLI `create`); `Sandbox.connect(id)` reaches it later. */
+  detached: z.boolean().optional(),
+});
+
+export type SandboxOptions = z.input<typeof SandboxOptionsSchema> & {
+  /** Cancels the boot; the half-started VM is torn down. */
+  signal?: AbortSignal;
+  /** Progress of a first-use image build. */
+  onImageProgress?: (progress: { step: string; message: string; done?: boolean }) => void;
+};
+
+const envKey = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Per-exec options, validated at the SDK boundary. */
+export const ExecOptionsSchema = z.object({
+  env: z
+    .record(z.string(), z.string())
+    .refine((env) => Object.keys(env).every((key) => envKey.test(key)), 'env names must match [A-Za-z_][A-Za-z0-9_]*')
+    .optional(),
+  cwd: z.string().min(1).optional(),
+  timeoutMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
+});

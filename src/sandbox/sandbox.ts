@@ -1,0 +1,119 @@
+import { AgentConnection } from '../channel/client.js';
+import { MsgType } from '../channel/protocol.js';
+import { parseVmConfig, parseWith } from '../core/config.js';
+import { JitvmError } from '../core/errors.js';
+import type { VmInstance } from '../core/hypervisor.js';
+import { readVmRecord } from '../core/vm-record.js';
+import { backendByName, selectBackend } from '../backends/index.js';
+import { resolveImage } from '../image/index.js';
+import { connectAgentWithin } from './boot.js';
+import { type Command, CommandHandle, type ExecOptions, type SpawnOptions, runCommand } from './command.js';
+import type { ExecResult } from './exec-result.js';
+import { SandboxFiles } from './files.js';
+import { type SandboxOptions, SandboxOptionsSchema } from './options.js';
+
+const RECONNECT_TIMEOUT_MS = 15_000;
+const GRACEFUL_STOP_TIMEOUT_MS = 5_000;
+
+/**
+ * A running micro-VM with a guest agent: run commands, move files, destroy it.
+ * `await using sandbox = await Sandbox.create()` destroys it at the end of the scope.
+ */
+export class Sandbox implements AsyncDisposable {
+  readonly files: SandboxFiles;
+  private destroyed: Promise<void> | undefined;
+
+  private constructor(
+    readonly instance: VmInstance,
+    private connection: AgentConnection,
+  ) {
+    this.files = new SandboxFiles(() => this.liveConnection());
+  }
+
+  /** Boots a VM and waits for its agent. Rejects with SandboxBootError (console tail included) if it never answers. */
+  static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+    const { signal, onImageProgress, ...rest } = options;
+    const checked = parseWith(SandboxOptionsSchema, rest, 'invalid sandbox options');
+    const backend = await selectBackend(checked.backend);
+    const image =
+      checked.kernel && checked.initrd ? { kernel: checked.kernel, initrd: checked.initrd } : await resolveImage({ onProgress: onImageProgress, signal });
+    const config = parseVmConfig({
+      cpus: checked.cpus,
+      memoryMiB: checked.memoryMiB,
+      kernel: checked.kernel ?? image.kernel,
+      initrd: checked.initrd ?? image.initrd,
+      kernelArgs: checked.kernelArgs,
+      arch: checked.arch,
+      bootTimeoutMs: checked.bootTimeoutMs,
+    });
+    const instance = await backend.spawn(config, { detached: checked.detached });
+    try {
+      return new Sandbox(instance, await connectAgentWithin(instance, config.bootTimeoutMs, signal));
+    } catch (error) {
+      await instance.kill();
+      throw error;
+    }
+  }
+
+  /** Re-attaches to a detached sandbox by id (from `jitvm create` or `detach()`). */
+  static async connect(id: string): Promise<Sandbox> {
+    const record = readVmRecord(id);
+    const instance = await backendByName(record.backend).attach(id);
+    return new Sandbox(instance, await connectAgentWithin(instance, RECONNECT_TIMEOUT_MS));
+  }
+
+  get id(): string {
+    return this.instance.id;
+  }
+
+  /** Runs a command to completion and returns its exit code and output. A non-zero exit is not an error. */
+  exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    return runCommand(this.liveConnection(), command, options);
+  }
+
+  /** Starts a command and returns a handle with streaming stdout/stderr, stdin writes, kill and wait. */
+  spawn(command: Command, options: SpawnOptions = {}): CommandHandle {
+    return CommandHandle.start(this.liveConnection(), command, options);
+  }
+
+  /** Round trip to the agent, in milliseconds. */
+  async ping(payload: Buffer = Buffer.alloc(0)): Promise<number> {
+    const started = performance.now();
+    const reply = await this.liveConnection().request(MsgType.PING, payload);
+    if (!reply.payload.equals(payload)) throw new JitvmError('protocol', 'PONG did not echo the PING payload');
+    return performance.now() - started;
+  }
+
+  /**
+   * Ends the VM and removes everything it left on the host. By default the VMM is killed at once (nothing in an
+   * ephemeral sandbox outlives it); `graceful` asks the guest to power off first.
+   */
+  destroy(options: { graceful?: boolean } = {}): Promise<void> {
+    this.destroyed ??= this.teardown(options.graceful ?? false);
+    return this.destroyed;
+  }
+
+  /** Leaves the VM running after this process ends; `Sandbox.connect(id)` reaches it again. */
+  detach(): void {
+    this.connection.close();
+    this.instance.release();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.destroy();
+  }
+
+  private async teardown(graceful: boolean): Promise<void> {
+    if (graceful && !this.connection.closed) {
+      await this.connection.request(MsgType.SHUTDOWN, Buffer.alloc(0)).catch(() => undefined);
+      await this.instance.stop({ timeoutMs: GRACEFUL_STOP_TIMEOUT_MS });
+    }
+    this.connection.close();
+    await this.instance.kill();
+  }
+
+  private liveConnection(): AgentConnection {
+    if (this.destroyed) throw new JitvmError('invalid_state', `sandbox ${this.id} was destroyed`);
+    return this.connection;
+  }
+}
