@@ -21,7 +21,7 @@ enum stream_kind { ST_FREE, ST_EXEC, ST_FILE_WRITE, ST_FILE_READ };
 struct exec_state {
     pid_t pid;
     int reaped, status, timed_out;
-    int64_t deadline_ms;   /* 0: no timeout (or already fired) */
+    int64_t deadline_ms;   /* timeout, then (timed_out) end of the grace for outputs; 0: none */
     int out_fd[2];         /* stdout, stderr read ends; -1 once their FIN was sent */
     uint64_t out_credit[2];
     int in_fd;             /* stdin write end; -1 when closed or not requested */
@@ -90,7 +90,7 @@ void channel_on_sigio(void);
 void channel_tick(void);           /* reconnect attempts / checks while disconnected */
 int channel_timeout_ms(void);      /* poll timeout while disconnected, -1 when connected */
 
-/* exec.c: exec sessions (payload parsers return -1 on a malformed payload) */
+/* exec.c (EXEC requests) and session.c (running sessions); payload parsers return -1 when malformed */
 int exec_start(uint32_t id, const uint8_t *p, size_t len);
 int exec_stdin(struct stream *s, uint8_t flags, const uint8_t *data, size_t len);
 void exec_signal(struct stream *s, uint32_t signo);

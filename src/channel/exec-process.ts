@@ -90,7 +90,9 @@ export class ExecProcess {
         },
       };
     });
+    // A caller that never waits must not get an unhandled rejection when the channel drops; awaiters still see it.
     this.started.catch(() => undefined);
+    this.exit.catch(() => undefined);
     this.stream = connection.open({ onFrame: (frame) => this.onFrame(frame), onClose: (error) => this.fail(error) });
     connection.send(MsgType.EXEC, this.stream, encodeExec(request));
   }
@@ -136,10 +138,12 @@ export class ExecProcess {
       case MsgType.WINDOW:
         this.stdinCredit.grant(decodeWindow(frame.payload, WindowChannel.STDIN));
         return;
-      case MsgType.EXIT:
+      case MsgType.EXIT: {
+        const exit = decodeExit(frame.payload);
         this.finish();
-        this.settle.exit(decodeExit(frame.payload));
+        this.settle.exit(exit);
         return;
+      }
       case MsgType.ERROR:
         this.fail(decodeGuestError(frame.payload));
         return;

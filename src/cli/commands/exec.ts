@@ -1,0 +1,20 @@
+import type { Command } from 'commander';
+import { Sandbox } from '../../sandbox/sandbox.js';
+import { type CommandFlags, addCommandFlags } from '../flags.js';
+import { streamCommand } from '../stream-command.js';
+
+export function registerExec(program: Command, setExit: (code: number) => void): void {
+  const command = program
+    .command('exec')
+    .description('run a command in a detached sandbox with live output, and exit with its status')
+    .argument('<id>', 'sandbox id (from `jitvm create` or `jitvm ls`)')
+    .argument('<command...>', 'the command and its arguments (after --)');
+  addCommandFlags(command).action(async (id: string, argv: string[], flags: CommandFlags) => {
+    const sandbox = await Sandbox.connect(id);
+    try {
+      setExit(await streamCommand(sandbox, argv, flags));
+    } finally {
+      sandbox.detach();
+    }
+  });
+}

@@ -1,0 +1,53 @@
+import { type Command, Option } from 'commander';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { SandboxOptions } from '../sandbox/options.js';
+
+/** The VM flags shared by `run` and `create`. */
+export function addVmFlags(command: Command): Command {
+  return command
+    .addOption(new Option('--cpus <n>', 'virtual CPUs').argParser(positiveInt('--cpus')))
+    .addOption(new Option('--memory <mib>', 'guest memory in MiB').argParser(positiveInt('--memory')))
+    .option('--backend <name>', 'hypervisor backend (default: best available, or $JITVM_BACKEND)')
+    .addOption(new Option('--boot-timeout <ms>', 'how long to wait for the guest to boot').argParser(positiveInt('--boot-timeout')));
+}
+
+export interface VmFlags {
+  cpus?: number;
+  memory?: number;
+  backend?: string;
+  bootTimeout?: number;
+}
+
+export function sandboxOptionsFrom(flags: VmFlags): SandboxOptions {
+  return { cpus: flags.cpus, memoryMiB: flags.memory, backend: flags.backend, bootTimeoutMs: flags.bootTimeout };
+}
+
+/** The command flags shared by `run` and `exec`. */
+export function addCommandFlags(command: Command): Command {
+  return command
+    .addOption(new Option('--timeout <ms>', 'kill the command (and its children) after this long').argParser(positiveInt('--timeout')))
+    .addOption(new Option('-e, --env <K=V>', 'set an environment variable (repeatable)').argParser(collectEnv).default({}))
+    .option('-w, --cwd <dir>', 'working directory in the guest')
+    .option('--no-stdin', 'do not forward this terminal\'s standard input');
+}
+
+export interface CommandFlags {
+  timeout?: number;
+  env: Record<string, string>;
+  cwd?: string;
+  stdin: boolean;
+}
+
+function positiveInt(flag: string) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed <= 0) throw new InvalidArgumentError(`${flag} must be a positive integer, got "${value}"`);
+    return parsed;
+  };
+}
+
+function collectEnv(value: string, previous: Record<string, string>): Record<string, string> {
+  const equals = value.indexOf('=');
+  if (equals <= 0) throw new InvalidArgumentError(`--env expects KEY=VALUE, got "${value}"`);
+  return { ...previous, [value.slice(0, equals)]: value.slice(equals + 1) };
+}
