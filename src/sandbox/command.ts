@@ -67,11 +67,15 @@ export class CommandHandle {
     }
   }
 
-  /** Starts `command` on `connection`. Rejects (GuestError NOT_FOUND…) only through `started`/`wait`. */
-  static start(connection: AgentConnection, command: Command, options: SpawnOptions = {}): CommandHandle {
+  /**
+   * Starts `command` on `connection`. With `pipeStdin` the command's stdin stays open for `sendStdin` until
+   * `closeStdin` (or until `options.stdin` is drained); without it and without `options.stdin` it reads /dev/null.
+   * A command that cannot start rejects (GuestError NOT_FOUND…) through `pid` and `wait`.
+   */
+  static start(connection: AgentConnection, command: Command, options: SpawnOptions = {}, pipeStdin = false): CommandHandle {
     const checked = parseWith(ExecOptionsSchema, { env: options.env, cwd: options.cwd, timeoutMs: options.timeoutMs }, 'invalid exec options');
     if (options.signal?.aborted) throw new CancelledError('the command was cancelled before it started');
-    const process = new ExecProcess(connection, { argv: toArgv(command), ...checked, stdin: options.stdin !== undefined });
+    const process = new ExecProcess(connection, { argv: toArgv(command), ...checked, stdin: pipeStdin || options.stdin !== undefined });
     return new CommandHandle(process, options);
   }
 

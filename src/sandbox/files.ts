@@ -17,7 +17,7 @@ export class SandboxFiles {
   constructor(private readonly connection: () => AgentConnection) {}
 
   /** Writes bytes, text or a byte stream to `path`, streaming in chunks. Resolves with the bytes written. */
-  write(path: string, data: string | Buffer | Readable | AsyncIterable<Buffer>, options: WriteFileOptions = {}): Promise<number> {
+  async write(path: string, data: string | Buffer | Readable | AsyncIterable<Buffer>, options: WriteFileOptions = {}): Promise<number> {
     const source = typeof data === 'string' || Buffer.isBuffer(data) ? [Buffer.from(data)] : data;
     return files.writeFile(this.connection(), path, source, { mode: options.mode, mkdirs: options.mkdirs ?? true });
   }
@@ -31,25 +31,25 @@ export class SandboxFiles {
   }
 
   /** Opens a file as a stream (for files too big to hold in memory), with its size and mode. */
-  readStream(path: string): Promise<{ size: number; mode: number; content: Readable }> {
+  async readStream(path: string): Promise<{ size: number; mode: number; content: Readable }> {
     return files.readFile(this.connection(), path);
   }
 
-  list(path: string): Promise<FileEntry[]> {
+  async list(path: string): Promise<FileEntry[]> {
     return files.list(this.connection(), path);
   }
 
-  stat(path: string): Promise<FileEntry> {
+  async stat(path: string): Promise<FileEntry> {
     return files.stat(this.connection(), path);
   }
 
   /** Creates a directory and its missing parents. */
-  mkdir(path: string, mode?: number): Promise<void> {
+  async mkdir(path: string, mode?: number): Promise<void> {
     return files.mkdir(this.connection(), path, mode);
   }
 
   /** Removes a file or empty directory; `recursive` removes a whole tree. */
-  remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     return files.remove(this.connection(), path, options.recursive ?? false);
   }
 }

@@ -67,13 +67,16 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /** Runs a command to completion and returns its exit code and output. A non-zero exit is not an error. */
-  exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
     return runCommand(this.liveConnection(), command, options);
   }
 
-  /** Starts a command and returns a handle with streaming stdout/stderr, stdin writes, kill and wait. */
+  /**
+   * Starts a command and returns a handle with streaming stdout/stderr, kill and wait. Its stdin is a pipe fed by
+   * `options.stdin` or by `sendStdin` until `closeStdin`, as with Node's child_process.spawn.
+   */
   spawn(command: Command, options: SpawnOptions = {}): CommandHandle {
-    return CommandHandle.start(this.liveConnection(), command, options);
+    return CommandHandle.start(this.liveConnection(), command, options, true);
   }
 
   /** Round trip to the agent, in milliseconds. */

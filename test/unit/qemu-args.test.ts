@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { buildQemuArgs, kernelCommandLine } from '../../src/backends/qemu/args.js';
 import { parseVmConfig } from '../../src/core/config.js';
 
-const paths = { qmpSocket: '/r/qmp.sock', agentSocket: '/r/agent.sock', consoleLog: '/r/console.log' };
+const paths = { qmpSocket: '/r/qmp.sock', agentSocket: '/r/agent.sock', consoleLog: '/r/console.log', vmmLog: '/r/vmm.log' };
 const config = parseVmConfig({ kernel: '/k/vmlinuz', initrd: '/k/initrd', cpus: 2, memoryMiB: 512, arch: 'x86_64' });
 
 function valueOf(args: string[], flag: string): string[] {

@@ -6,6 +6,8 @@ export interface QemuPaths {
   readonly qmpSocket: string;
   readonly agentSocket: string;
   readonly consoleLog: string;
+  /** QEMU's own stderr (start-up errors); not on the command line but kept with the others. */
+  readonly vmmLog: string;
 }
 
 export interface QemuLaunch {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type VmConfig, hostArch } from '../../core/config.js';
 import { chooseAccelerator } from '../../core/accelerator.js';
@@ -23,6 +23,7 @@ function pathsIn(runtimeDir: string): QemuPaths {
     qmpSocket: join(runtimeDir, 'qmp.sock'),
     agentSocket: join(runtimeDir, 'agent.sock'),
     consoleLog: join(runtimeDir, 'console.log'),
+    vmmLog: join(runtimeDir, 'vmm.log'),
   };
 }
 
@@ -115,8 +116,7 @@ export class QemuHypervisor implements Hypervisor {
     const paths = pathsIn(runtimeDir);
     const accelerator = config.accelerator ?? chooseAccelerator(config.arch).accelerator;
     const args = buildQemuArgs({ config, accelerator, paths, seccomp: await qemuHasSeccomp(binary), name: `jitvm-${id}` });
-    const vmmLog = join(runtimeDir, 'vmm.log');
-    const logFd = openSync(vmmLog, 'w', 0o600);
+    const logFd = openSync(paths.vmmLog, 'w', 0o600);
     const [command, argv] = launcher(binary, args, detached);
     const child = spawn(command, argv, { stdio: ['ignore', 'ignore', logFd], detached, cwd: runtimeDir });
     closeSync(logFd);
@@ -130,7 +130,7 @@ export class QemuHypervisor implements Hypervisor {
       await instance.attachControl(QMP_CONNECT_TIMEOUT_MS);
     } catch (error) {
       await instance.kill();
-      const stderr = readFileSync(vmmLog, 'utf8').trim();
+      const stderr = instance.vmmOutput();
       throw new JitvmError('vmm_failed', `QEMU failed to start${stderr ? `: ${stderr}` : ''}`, { cause: error });
     }
     writeVmRecord(runtimeDir, {

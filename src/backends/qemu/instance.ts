@@ -34,6 +34,7 @@ export class QemuInstance implements VmInstance {
   private qmp: QmpClient | undefined;
   private released = false;
   private tailAtExit: string | undefined;
+  private vmmOutputAtExit: string | undefined;
   private exitedPromise: Promise<VmExit> | undefined;
 
   constructor(
@@ -87,6 +88,11 @@ export class QemuInstance implements VmInstance {
     return this.tailAtExit ?? readConsoleTail(this.paths.consoleLog);
   }
 
+  /** What QEMU itself printed (start-up errors), kept after exit like the console tail. */
+  vmmOutput(): string {
+    return this.vmmOutputAtExit ?? readConsoleTail(this.paths.vmmLog);
+  }
+
   connectAgent(signal?: AbortSignal): Promise<Duplex> {
     if (this.currentState.kind === 'exited') {
       return Promise.reject(new ChannelClosedError(`VM ${this.id} has exited; its agent cannot be reached`));
@@ -137,6 +143,7 @@ export class QemuInstance implements VmInstance {
 
   private onExit(exit: VmExit): VmExit {
     this.tailAtExit = readConsoleTail(this.paths.consoleLog);
+    this.vmmOutputAtExit = readConsoleTail(this.paths.vmmLog);
     this.currentState = { kind: 'exited', exit };
     this.qmp?.close();
     this.qmp = undefined;

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { QemuHypervisor } from '../../src/backends/qemu/index.js';
+import { parseVmConfig } from '../../src/core/config.js';
+import { ChannelClosedError, HostToolMissingError, InvalidArgumentError, SandboxBootError } from '../../src/core/errors.js';
+import { resolveImage } from '../../src/image/index.js';
+import { Sandbox } from '../../src/sandbox/sandbox.js';
+import { BOOT_TIMEOUT_MS, withSandbox } from '../helpers/sandbox.js';
+import { tempDir } from '../helpers/temp.js';
+
+describe('VM lifecycle', { timeout: 600_000 }, () => {
+  it('runs several VMs at once, each its own machine', async () => {
+    const ids = await Promise.all(
+      [0, 1, 2].map((n) =>
+        withSandbox(async (sb) => {
+          await sb.files.write('/tmp/who', `vm${n}`);
+          const result = await sb.exec('echo $(cat /tmp/who); cat /proc/sys/kernel/random/boot_id');
+          assert.equal(result.stdout.split('\n')[0], `vm${n}`);
+          return result.stdout.split('\n')[1];
+        }),
+      ),
+    );
+    assert.equal(new Set(ids).size, 3, 'each VM has its own boot id');
+  });
+
+  it('leaves nothing behind after destroy: no process, no runtime dir', async () => {
+    const sandbox = await Sandbox.create({ bootTimeoutMs: BOOT_TIMEOUT_MS });
+    const { runtimeDir } = sandbox.instance;
+    const pid = sandbox.instance.pid;
+    assert.ok(pid !== undefined && existsSync(runtimeDir));
+    await sandbox.destroy();
+    assert.equal(sandbox.instance.pid, undefined);
+    assert.equal(sandbox.instance.controlSocket, undefined);
+    assert.ok(!existsSync(runtimeDir));
+    assert.throws(() => process.kill(pid, 0), /ESRCH/);
+    await assert.rejects(sandbox.exec(['true']), /was destroyed/);
+  });
+
+  it('fails an exec in flight with ChannelClosedError when the VMM is killed', async () => {
+    const sandbox = await Sandbox.create({ bootTimeoutMs: BOOT_TIMEOUT_MS });
+    try {
+      const running = sandbox.exec(['sleep', '1000']);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      process.kill(sandbox.instance.pid as number, 'SIGKILL');
+      await assert.rejects(running, ChannelClosedError);
+      await sandbox.instance.wait();
+      assert.ok(!existsSync(sandbox.instance.runtimeDir));
+    } finally {
+      await sandbox.destroy();
+    }
+  });
+
+  it('powers the guest off gracefully (agent SHUTDOWN), and stop() uses the ACPI power button', async () => {
+    const graceful = await Sandbox.create({ bootTimeoutMs: BOOT_TIMEOUT_MS });
+    await graceful.destroy({ graceful: true });
+    assert.equal(graceful.instance.state.kind, 'exited');
+    const stopped = await Sandbox.create({ bootTimeoutMs: BOOT_TIMEOUT_MS });
+    try {
+      const exit = await stopped.instance.stop({ timeoutMs: 20_000 });
+      assert.equal(exit.signal, undefined, 'QEMU exited on its own after the guest powered off, not by a signal');
+    } finally {
+      await stopped.destroy();
+    }
+  });
+
+  it('reports a guest that never answers as SandboxBootError with the console tail', async () => {
+    await assert.rejects(
+      Sandbox.create({ kernelArgs: ['rdinit=/bin/sh'], bootTimeoutMs: 15_000 }),
+      (error: unknown) => error instanceof SandboxBootError && /did not answer within 15000 ms/.test(error.message) && error.consoleTail.length > 0,
+    );
+  });
+
+  it('reports a kernel that cannot boot as SandboxBootError', async (t) => {
+    const image = await resolveImage();
+    const bogus = join(tempDir(t), 'not-a-kernel');
+    writeFileSync(bogus, 'this is not a kernel');
+    await assert.rejects(Sandbox.create({ kernel: bogus, initrd: image.initrd, bootTimeoutMs: 15_000 }), (error: unknown) => {
+      return (error instanceof SandboxBootError || (error as { code?: string }).code === 'vmm_failed') && /kernel|exited|QEMU/i.test((error as Error).message);
+    });
+  });
+
+  it('refuses bad config and missing files with clear typed errors', async () => {
+    await assert.rejects(Sandbox.create({ cpus: 0 }), (error: unknown) => error instanceof InvalidArgumentError && /cpus/.test(error.message));
+    await assert.rejects(Sandbox.create({ kernel: '/no/kernel', initrd: '/no/initrd' }), (error: unknown) => error instanceof InvalidArgumentError && /\/no\/kernel does not exist/.test(error.message));
+  });
+
+  it('names the package to install when qemu is missing', async () => {
+    const image = await resolveImage();
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      await assert.rejects(
+        new QemuHypervisor().spawn(parseVmConfig({ kernel: image.kernel, initrd: image.initrd, arch: 'x86_64' })),
+        (error: unknown) => error instanceof HostToolMissingError && /apt-get install qemu-system-x86/.test(error.message),
+      );
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it('survives a host disconnect: the detached VM serves the next connection and the old command is gone', async () => {
+    const created = await Sandbox.create({ detached: true, bootTimeoutMs: BOOT_TIMEOUT_MS });
+    const id = created.id;
+    try {
+      const running = created.exec('echo $$ > /tmp/sleeper.pid; exec sleep 1000');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      created.detach();
+      await assert.rejects(running, ChannelClosedError);
+      const again = await Sandbox.connect(id);
+      try {
+        const check = await again.exec('kill -0 "$(cat /tmp/sleeper.pid)" 2>/dev/null && echo alive || echo dead');
+        assert.equal(check.stdout, 'dead\n');
+      } finally {
+        await again.destroy();
+      }
+    } finally {
+      await (await new QemuHypervisor().attach(id).catch(() => undefined))?.kill();
+    }
+  });
+});
