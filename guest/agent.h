@@ -76,6 +76,10 @@ int conn_read(void);   /* -1: host disconnected */
 int conn_flush(void);  /* -1: fatal write error (host gone) */
 size_t outq_len(void);
 void send_frame(uint8_t type, uint8_t flags, uint32_t id, const void *payload, size_t len);
+/* Zero-copy sending: reserve room for a payload of up to max_len in the output queue (NULL when no host is
+ * connected), fill it (e.g. with read()), then commit the frame with the length actually used. */
+uint8_t *frame_reserve(size_t max_len);
+void frame_commit(uint8_t type, uint8_t flags, uint32_t id, size_t len);
 void send_error(uint32_t id, uint32_t code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void send_ok(uint32_t id, uint64_t value);
 void send_window(uint32_t id, uint8_t channel, uint64_t increment);

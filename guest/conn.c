@@ -55,15 +55,28 @@ void send_frame(uint8_t type, uint8_t flags, uint32_t id, const void *payload, s
 {
     if (fd < 0)
         return;
-    outq_reserve(FRAME_HEADER_SIZE + len);
+    uint8_t *body = frame_reserve(len);
+    if (len)
+        memcpy(body, payload, len);
+    frame_commit(type, flags, id, len);
+}
+
+uint8_t *frame_reserve(size_t max_len)
+{
+    if (fd < 0)
+        return NULL;
+    outq_reserve(FRAME_HEADER_SIZE + max_len);
+    return obuf + olen + FRAME_HEADER_SIZE;
+}
+
+void frame_commit(uint8_t type, uint8_t flags, uint32_t id, size_t len)
+{
     uint8_t *h = obuf + olen;
     put_le32(h, (uint32_t)len);
     h[4] = type;
     h[5] = flags;
     h[6] = h[7] = 0;
     put_le32(h + 8, id);
-    if (len)
-        memcpy(h + FRAME_HEADER_SIZE, payload, len);
     olen += FRAME_HEADER_SIZE + len;
 }
 
@@ -173,13 +186,16 @@ static void parse_frames(void)
         in_len = 0;
         return;
     }
-    memmove(inbuf, inbuf + off, in_len - off);
-    in_len -= off;
+    /* Moving only after a frame was consumed: a frame arriving in many small reads is never shifted in place. */
+    if (off > 0) {
+        memmove(inbuf, inbuf + off, in_len - off);
+        in_len -= off;
+    }
 }
 
 int conn_read(void)
 {
-    for (int round = 0; round < 16; round++) {
+    for (int round = 0; round < 64; round++) {
         if (!dead && outq_len() >= OUTQ_INPUT_CAP)
             return 0;
         ssize_t n = read(fd, inbuf + in_len, sizeof inbuf - in_len);

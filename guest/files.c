@@ -137,12 +137,14 @@ int files_pending(void)
 /* One chunk per readable stream per loop iteration, so one big file does not starve the rest. */
 void files_pump(void)
 {
-    static uint8_t buf[DATA_CHUNK];
     for (int i = 0; i < MAX_STREAMS && outq_len() < OUTQ_DATA_CAP; i++) {
         struct stream *s = &streams[i];
         if (s->kind != ST_FILE_READ || s->f.credit == 0)
             continue;
         size_t want = s->f.credit < DATA_CHUNK ? (size_t)s->f.credit : DATA_CHUNK;
+        uint8_t *buf = frame_reserve(want);
+        if (!buf)
+            return;
         ssize_t n = read(s->f.fd, buf, want);
         if (n < 0 && errno == EINTR)
             continue;
@@ -154,7 +156,7 @@ void files_pump(void)
         /* A short read of a regular file is its end; files that report size 0 (/proc) end at a 0-byte read. */
         int fin = n == 0 || ((size_t)n < want && s->f.size > 0);
         s->f.credit -= (uint64_t)n;
-        send_frame(MSG_FILE_DATA, fin ? FLAG_FIN : 0, s->id, buf, (size_t)n);
+        frame_commit(MSG_FILE_DATA, fin ? FLAG_FIN : 0, s->id, (size_t)n);
         if (fin)
             stream_close(s);
     }

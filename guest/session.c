@@ -119,17 +119,17 @@ void exec_signal(struct stream *s, uint32_t signo)
 void exec_on_output(struct stream *s, int which)
 {
     struct exec_state *x = &s->x;
-    static uint8_t buf[DATA_CHUNK];
     size_t want = x->out_credit[which] < DATA_CHUNK ? (size_t)x->out_credit[which] : DATA_CHUNK;
     uint8_t type = which == 0 ? MSG_STDOUT : MSG_STDERR;
-    if (want == 0)
+    uint8_t *buf = want ? frame_reserve(want) : NULL;
+    if (!buf)
         return;
     ssize_t n = read(x->out_fd[which], buf, want);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n > 0) {
         x->out_credit[which] -= (uint64_t)n;
-        send_frame(type, 0, s->id, buf, (size_t)n);
+        frame_commit(type, 0, s->id, (size_t)n);
         return;
     }
     send_frame(type, FLAG_FIN, s->id, NULL, 0);

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import type { VmExit } from './hypervisor.js';
-import { delay, processMatches } from './process.js';
+import { processMatches } from './process.js';
 
 /** A VMM process this code can signal and wait for, whether it is our child or was started by another process. */
 export interface VmmProcess {
@@ -11,6 +11,8 @@ export interface VmmProcess {
   readonly exited: Promise<VmExit>;
   signal(signal: NodeJS.Signals): void;
   isAlive(): boolean;
+  /** Stops watching the process so this program can exit while it runs on; `exited` then never settles. */
+  release(): void;
 }
 
 /** Wraps a child we spawned: exit is reported by Node, so nothing is polled. */
@@ -30,6 +32,7 @@ export function childVmmProcess(child: ChildProcess & { pid: number }): VmmProce
       if (alive) child.kill(signal);
     },
     isAlive: () => alive,
+    release: () => child.unref(),
   };
 }
 
@@ -43,20 +46,30 @@ const FOREIGN_POLL_MS = 50;
 export function foreignVmmProcess(pid: number, marker: string): VmmProcess {
   const isAlive = (): boolean => processMatches(pid, marker);
   let exited: Promise<VmExit> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let released = false;
   return {
     pid,
     child: false,
     // Polled only once someone waits, so a CLI that merely execs in a detached VM can exit.
     get exited() {
-      exited ??= (async (): Promise<VmExit> => {
-        while (isAlive()) await delay(FOREIGN_POLL_MS);
-        return { code: undefined, signal: undefined };
-      })();
+      exited ??= new Promise<VmExit>((resolve) => {
+        const check = (): void => {
+          if (released) return;
+          if (isAlive()) timer = setTimeout(check, FOREIGN_POLL_MS);
+          else resolve({ code: undefined, signal: undefined });
+        };
+        check();
+      });
       return exited;
     },
     signal: (signal) => {
       if (isAlive()) process.kill(pid, signal);
     },
     isAlive,
+    release: () => {
+      released = true;
+      clearTimeout(timer);
+    },
   };
 }

@@ -123,6 +123,7 @@ export class QemuInstance implements VmInstance {
 
   release(): void {
     this.released = true;
+    this.process.release();
     this.qmp?.close();
     this.qmp = undefined;
   }

@@ -10,9 +10,11 @@ export function registerExec(program: Command, setExit: (code: number) => void):
     .argument('<id>', 'sandbox id (from `jitvm create` or `jitvm ls`)')
     .argument('<command...>', 'the command and its arguments (after --)');
   addCommandFlags(command).action(async (id: string, argv: string[], flags: CommandFlags) => {
+    // Options pass through after the id, so the `--` separating the guest command arrives as an argument.
+    const command = argv[0] === '--' ? argv.slice(1) : argv;
     const sandbox = await Sandbox.connect(id);
     try {
-      setExit(await streamCommand(sandbox, argv, flags));
+      setExit(await streamCommand(sandbox, command, flags));
     } finally {
       sandbox.detach();
     }

@@ -1,0 +1,161 @@
+/**
+ * `npm run bench`: jitvm against raw baselines measured in the same run, on the same kernel and initramfs.
+ * Prints a table and a JSON summary (last line).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { chooseAccelerator } from '../src/core/accelerator.js';
+import { CpioWriter } from '../src/image/cpio.js';
+import { resolveImage } from '../src/image/index.js';
+import { Sandbox } from '../src/sandbox/sandbox.js';
+import { launchRawVm, rawBootToFirstByte, rawCommand, readExactly } from './raw-vm.js';
+import { type Summary, summarize, timeEach } from './stats.js';
+
+const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
+const EXEC_RUNS = 200;
+const PING_RUNS = 1000;
+const TRANSFER_MIB = 64;
+const TRANSFER_RUNS = 3;
+const BOOT_TIMEOUT_MS = 120_000;
+
+const RAW_INIT = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+while read module; do insmod "$module"; done < /etc/jitvm/modules
+exec /bench/raw-echo
+`;
+
+/** The product image plus an appended cpio holding the raw echo program (the kernel unpacks both archives). */
+function buildRawInitrd(productInitrd: string, dir: string): string {
+  const source = fileURLToPath(new URL('../../bench/raw-echo.c', import.meta.url));
+  const binary = join(dir, 'raw-echo');
+  execFileSync('gcc', ['-static', '-O2', '-o', binary, source]);
+  const extra = new CpioWriter();
+  extra.addFile('bench/raw-echo', readFileSync(binary), 0o755);
+  extra.addFile('bench/init.sh', Buffer.from(RAW_INIT), 0o755);
+  const initrd = join(dir, 'raw-initrd.gz');
+  writeFileSync(initrd, Buffer.concat([readFileSync(productInitrd), gzipSync(extra.finish())]));
+  return initrd;
+}
+
+const mibPerSecond = (bytes: number) => (ms: number) => bytes / (1024 * 1024) / (ms / 1000);
+
+interface Row {
+  readonly name: string;
+  readonly jitvm: Summary;
+  readonly raw?: Summary;
+  readonly unit: string;
+  /** jitvm ÷ raw on medians (time: lower is better; throughput: higher is better). */
+  readonly ratio?: number;
+  readonly goal?: string;
+}
+
+function row(name: string, unit: string, jitvm: number[], raw?: number[], goal?: string): Row {
+  const j = summarize(jitvm);
+  const r = raw ? summarize(raw) : undefined;
+  return { name, unit, jitvm: j, raw: r, ratio: r ? j.median / r.median : undefined, goal };
+}
+
+async function coldStart(image: { kernel: string; initrd: string }): Promise<Row> {
+  const jitvmCold = async (): Promise<void> => {
+    const sandbox = await Sandbox.create({ bootTimeoutMs: BOOT_TIMEOUT_MS });
+    await sandbox.exec(['true']);
+    await sandbox.destroy();
+  };
+  await jitvmCold();
+  await rawBootToFirstByte(image.kernel, image.initrd);
+  const jitvmSamples: number[] = [];
+  const rawSamples: number[] = [];
+  for (let i = 0; i < COLD_RUNS; i++) {
+    jitvmSamples.push(...(await timeEach(1, jitvmCold)));
+    rawSamples.push(await rawBootToFirstByte(image.kernel, image.initrd));
+  }
+  return row('cold start (create + exec true + destroy vs raw boot to first byte)', 'ms', jitvmSamples, rawSamples, '≤ 1.10×');
+}
+
+async function rawChannel(kernel: string, initrd: string): Promise<{ echo: number[]; upload: number[]; download: number[] }> {
+  const vm = await launchRawVm(kernel, initrd, ['rdinit=/bench/init.sh']);
+  try {
+    const roundTrip = async (): Promise<void> => {
+      const reply = readExactly(vm.socket, 12);
+      vm.socket.write(Buffer.concat([rawCommand('E', 12), Buffer.alloc(12)]));
+      await reply;
+    };
+    await timeEach(50, roundTrip);
+    const echo = await timeEach(PING_RUNS, roundTrip);
+    const bytes = TRANSFER_MIB * 1024 * 1024;
+    const payload = Buffer.alloc(bytes, 1);
+    const upload = await timeEach(TRANSFER_RUNS, async () => {
+      const ack = readExactly(vm.socket, 1);
+      vm.socket.write(rawCommand('U', bytes));
+      vm.socket.write(payload);
+      await ack;
+    });
+    const download = await timeEach(TRANSFER_RUNS, async () => {
+      const all = readExactly(vm.socket, bytes);
+      vm.socket.write(rawCommand('D', bytes));
+      await all;
+    });
+    return { echo, upload, download };
+  } finally {
+    await vm.stop();
+  }
+}
+
+async function running(): Promise<{ exec: number[]; ping: number[]; upload: number[]; download: number[] }> {
+  const sandbox = await Sandbox.create({ bootTimeoutMs: BOOT_TIMEOUT_MS });
+  try {
+    await timeEach(20, () => sandbox.exec(['true']));
+    const exec = await timeEach(EXEC_RUNS, () => sandbox.exec(['true']));
+    await timeEach(50, () => sandbox.ping());
+    const ping = await timeEach(PING_RUNS, () => sandbox.ping());
+    const payload = Buffer.alloc(TRANSFER_MIB * 1024 * 1024, 1);
+    const upload = await timeEach(TRANSFER_RUNS, () => sandbox.files.write('/tmp/bench.bin', payload));
+    const download = await timeEach(TRANSFER_RUNS, () => sandbox.files.read('/tmp/bench.bin'));
+    return { exec, ping, upload, download };
+  } finally {
+    await sandbox.destroy();
+  }
+}
+
+function printTable(rows: Row[]): void {
+  const fmt = (n: number | undefined): string => (n === undefined ? '—' : n >= 100 ? n.toFixed(0) : n.toFixed(3));
+  console.log(`\n${'benchmark'.padEnd(72)} ${'jitvm p50'.padStart(10)} ${'p99'.padStart(9)} ${'raw p50'.padStart(9)} ${'ratio'.padStart(7)}  goal`);
+  for (const r of rows) {
+    console.log(
+      `${`${r.name} [${r.unit}]`.padEnd(72)} ${fmt(r.jitvm.median).padStart(10)} ${fmt(r.jitvm.p99).padStart(9)} ${fmt(r.raw?.median).padStart(9)} ${(r.ratio === undefined ? '—' : `${r.ratio.toFixed(2)}×`).padStart(7)}  ${r.goal ?? ''}`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const image = await resolveImage();
+  const dir = mkdtempSync(join(tmpdir(), 'jitvm-bench-'));
+  try {
+    const rawInitrd = buildRawInitrd(image.initrd, dir);
+    const accelerator = chooseAccelerator('x86_64');
+    console.log(`accelerator: ${accelerator.accelerator} (${accelerator.reason})`);
+    const cold = await coldStart(image);
+    const live = await running();
+    const raw = await rawChannel(image.kernel, rawInitrd);
+    const bytes = TRANSFER_MIB * 1024 * 1024;
+    const rows = [
+      cold,
+      row('agent ping round trip vs raw channel echo (12 bytes)', 'ms', live.ping, raw.echo, '≤ 2×'),
+      row('exec true on a running sandbox', 'ms', live.exec),
+      row(`file upload ${TRANSFER_MIB} MiB vs raw channel write`, 'MiB/s', live.upload.map(mibPerSecond(bytes)), raw.upload.map(mibPerSecond(bytes)), '≥ 0.70×'),
+      row(`file download ${TRANSFER_MIB} MiB vs raw channel read`, 'MiB/s', live.download.map(mibPerSecond(bytes)), raw.download.map(mibPerSecond(bytes)), '≥ 0.70×'),
+    ];
+    printTable(rows);
+    console.log(JSON.stringify({ accelerator: accelerator.accelerator, date: new Date().toISOString(), rows }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
