@@ -2,7 +2,9 @@
  * Commands from the host: one byte + u64 little-endian length n.
  *   'E' n: read n bytes and write them back (round trip).
  *   'U' n: read and discard n bytes, then write one byte (upload throughput).
- *   'D' n: write n zero bytes (download throughput). */
+ *   'D' n: write n zero bytes (download throughput).
+ *   'F' n: read n bytes into /tmp/raw.bin, then write one byte (upload into a file: the same storage work as jitvm).
+ *   'R' n: write the first n bytes of /tmp/raw.bin (download from a file). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -50,13 +52,18 @@ int main(void) {
         if (full_io(fd, header, sizeof header, 0) < 0) { usleep(1000); continue; }
         uint64_t n;
         memcpy(&n, header + 1, 8);
+        char op = header[0];
+        int file = op == 'F' ? open("/tmp/raw.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644)
+                 : op == 'R' ? open("/tmp/raw.bin", O_RDONLY) : -1;
         while (n > 0) {
             size_t chunk = n < sizeof buf ? (size_t)n : sizeof buf;
-            if (header[0] == 'D') memset(buf, 0, chunk);
-            else if (full_io(fd, buf, chunk, 0) < 0) break;
-            if (header[0] != 'U' && full_io(fd, buf, chunk, 1) < 0) break;
+            if (op == 'D') memset(buf, 0, chunk);
+            else if (full_io(op == 'R' ? file : fd, buf, chunk, 0) < 0) break;
+            if (op == 'F' && full_io(file, buf, chunk, 1) < 0) break;
+            if ((op == 'E' || op == 'D' || op == 'R') && full_io(fd, buf, chunk, 1) < 0) break;
             n -= chunk;
         }
-        if (header[0] == 'U') full_io(fd, buf, 1, 1);
+        if (file >= 0) close(file);
+        if (op == 'U' || op == 'F') full_io(fd, buf, 1, 1);
     }
 }

@@ -88,8 +88,8 @@ export async function rawBootToFirstByte(kernel: string, initrd: string): Promis
   return elapsed;
 }
 
-/** A command to bench/raw-echo.c: one letter and a u64 length. */
-export function rawCommand(letter: 'E' | 'U' | 'D', length: number): Buffer {
+/** A command to bench/raw-echo.c (see its header for the letters): one letter and a u64 length. */
+export function rawCommand(letter: 'E' | 'U' | 'D' | 'F' | 'R', length: number): Buffer {
   const header = Buffer.alloc(9);
   header.write(letter, 0, 'ascii');
   header.writeBigUInt64LE(BigInt(length), 1);

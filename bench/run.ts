@@ -26,6 +26,7 @@ const RAW_INIT = `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
 while read module; do insmod "$module"; done < /etc/jitvm/modules
 exec /bench/raw-echo
 `;
@@ -78,7 +79,15 @@ async function coldStart(image: { kernel: string; initrd: string }): Promise<Row
   return row('cold start (create + exec true + destroy vs raw boot to first byte)', 'ms', jitvmSamples, rawSamples, '≤ 1.10×');
 }
 
-async function rawChannel(kernel: string, initrd: string): Promise<{ echo: number[]; upload: number[]; download: number[] }> {
+interface RawFigures {
+  echo: number[];
+  upload: number[];
+  download: number[];
+  fileUpload: number[];
+  fileDownload: number[];
+}
+
+async function rawChannel(kernel: string, initrd: string): Promise<RawFigures> {
   const vm = await launchRawVm(kernel, initrd, ['rdinit=/bench/init.sh']);
   try {
     const roundTrip = async (): Promise<void> => {
@@ -90,18 +99,24 @@ async function rawChannel(kernel: string, initrd: string): Promise<{ echo: numbe
     const echo = await timeEach(PING_RUNS, roundTrip);
     const bytes = TRANSFER_MIB * 1024 * 1024;
     const payload = Buffer.alloc(bytes, 1);
-    const upload = await timeEach(TRANSFER_RUNS, async () => {
+    const pull = (letter: 'D' | 'R') => async (): Promise<void> => {
+      const all = readExactly(vm.socket, bytes);
+      vm.socket.write(rawCommand(letter, bytes));
+      await all;
+    };
+    const push = (letter: 'U' | 'F') => async (): Promise<void> => {
       const ack = readExactly(vm.socket, 1);
-      vm.socket.write(rawCommand('U', bytes));
+      vm.socket.write(rawCommand(letter, bytes));
       vm.socket.write(payload);
       await ack;
-    });
-    const download = await timeEach(TRANSFER_RUNS, async () => {
-      const all = readExactly(vm.socket, bytes);
-      vm.socket.write(rawCommand('D', bytes));
-      await all;
-    });
-    return { echo, upload, download };
+    };
+    return {
+      echo,
+      upload: await timeEach(TRANSFER_RUNS, push('U')),
+      download: await timeEach(TRANSFER_RUNS, pull('D')),
+      fileUpload: await timeEach(TRANSFER_RUNS, push('F')),
+      fileDownload: await timeEach(TRANSFER_RUNS, pull('R')),
+    };
   } finally {
     await vm.stop();
   }
@@ -150,6 +165,8 @@ async function main(): Promise<void> {
       row('exec true on a running sandbox', 'ms', live.exec),
       row(`file upload ${TRANSFER_MIB} MiB vs raw channel write`, 'MiB/s', live.upload.map(mibPerSecond(bytes)), raw.upload.map(mibPerSecond(bytes)), '≥ 0.70×'),
       row(`file download ${TRANSFER_MIB} MiB vs raw channel read`, 'MiB/s', live.download.map(mibPerSecond(bytes)), raw.download.map(mibPerSecond(bytes)), '≥ 0.70×'),
+      row(`file upload ${TRANSFER_MIB} MiB vs raw channel → tmpfs file`, 'MiB/s', live.upload.map(mibPerSecond(bytes)), raw.fileUpload.map(mibPerSecond(bytes))),
+      row(`file download ${TRANSFER_MIB} MiB vs raw tmpfs file → channel`, 'MiB/s', live.download.map(mibPerSecond(bytes)), raw.fileDownload.map(mibPerSecond(bytes))),
     ];
     printTable(rows);
     console.log(JSON.stringify({ accelerator: accelerator.accelerator, date: new Date().toISOString(), rows }));

@@ -134,8 +134,20 @@ int files_pending(void)
     return 0;
 }
 
-/* One chunk per readable stream per loop iteration, so one big file does not starve the rest. */
+static void files_pump_round(void);
+
+/* Round-robin, one chunk per readable stream per round, so one big file does not starve the rest; rounds repeat
+ * until the output queue is full or no stream has credit, so a fast transfer is not paced by the poll loop. */
 void files_pump(void)
+{
+    size_t before;
+    do {
+        before = outq_len();
+        files_pump_round();
+    } while (outq_len() > before && outq_len() < OUTQ_DATA_CAP);
+}
+
+static void files_pump_round(void)
 {
     for (int i = 0; i < MAX_STREAMS && outq_len() < OUTQ_DATA_CAP; i++) {
         struct stream *s = &streams[i];

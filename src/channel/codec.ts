@@ -1,7 +1,7 @@
 import { ProtocolError } from '../core/errors.js';
 import { FLAG_FIN, FRAME_HEADER_SIZE, MAX_PAYLOAD } from './protocol.js';
 
-/** One decoded frame. `payload` is a view into the received bytes; copy it to keep it past the callback. */
+/** One decoded frame. `payload` is a view into the received bytes, which the decoder never reuses or mutates. */
 export interface Frame {
   readonly type: number;
   readonly flags: number;

@@ -1,5 +1,8 @@
 import { Readable } from 'node:stream';
-import { DATA_CHUNK } from './protocol.js';
+import { DATA_CHUNK, INITIAL_WINDOW } from './protocol.js';
+
+/** Credit is returned in batches of a quarter window: fewer WINDOW frames, and the sender never runs dry. */
+const GRANT_BATCH = INITIAL_WINDOW / 4;
 
 /**
  * Send-side credit of one flow-controlled data channel: `take` waits until the peer has granted room.
@@ -55,11 +58,11 @@ export class CreditedReadable extends Readable {
     this.flush();
   }
 
-  /** Delivers one data frame's bytes (copied: frame payloads are views into a shared buffer). */
+  /** Delivers one data frame's bytes. The payload is a view of a buffer the decoder never reuses, so no copy. */
   deliver(data: Buffer): void {
     if (data.length === 0) return;
     this.owed += data.length;
-    if (this.push(Buffer.from(data)) && this.owed >= DATA_CHUNK) this.flush();
+    if (this.push(data) && this.owed >= GRANT_BATCH) this.flush();
   }
 
   private flush(): void {
