@@ -93,7 +93,8 @@ describe('jitvm CLI', { timeout: 600_000 }, () => {
       assert.ok(readFileSync(join(dir, 'back/sub/blob')).equals(data));
 
       const logs = await jitvm(['logs', id]);
-      assert.match(logs.stdout, /jitvm-agent: ready/);
+      assert.equal(logs.code, 0, logs.stderr);
+      assert.match(logs.stdout, /jitvm-agent: ready/, `logs printed ${JSON.stringify(logs)}`);
     } finally {
       const removed = await jitvm(['rm', id]);
       assert.equal(removed.code, 0, removed.stderr);

@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readVmRecord } from '../../core/vm-record.js';
 
@@ -8,7 +7,7 @@ export function registerLogs(program: Command): void {
     .command('logs')
     .description("print a detached sandbox's serial console log")
     .argument('<id>', 'sandbox id')
-    .action(async (id: string) => {
-      await pipeline(createReadStream(readVmRecord(id).consoleLog), process.stdout, { end: false });
+    .action((id: string) => {
+      process.stdout.write(readFileSync(readVmRecord(id).consoleLog));
     });
 }

@@ -1,0 +1,11 @@
+/** jitvm's public API: the Sandbox SDK, its error types, and the backend interfaces. */
+export { Sandbox } from './sandbox/sandbox.js';
+export type { SandboxOptions } from './sandbox/options.js';
+export { CommandHandle, type Command, type ExecOptions, type SpawnOptions, type StdinSource } from './sandbox/command.js';
+export { ExecResult } from './sandbox/exec-result.js';
+export { SandboxFiles, type FileEntry, type WriteFileOptions } from './sandbox/files.js';
+export * from './core/errors.js';
+export type { Hypervisor, VmInstance, VmState, VmExit, ProbeResult, BackendCapabilities } from './core/hypervisor.js';
+export { parseVmConfig, type VmConfig, type VmConfigInput } from './core/config.js';
+export { allBackends, probeBackends, selectBackend } from './backends/index.js';
+export { buildImage, resolveImage, type GuestImage } from './image/index.js';
