@@ -42,7 +42,12 @@ export async function launchRawVm(kernel: string, initrd: string, kernelArgs: st
   const accelerator = chooseAccelerator(config.arch).accelerator;
   const binary = findOnPath(qemuBinary(config.arch)) as string;
   const dir = mkdtempSync(join(tmpdir(), 'jitvm-raw-'));
-  const paths = { qmpSocket: join(dir, 'qmp.sock'), agentSocket: join(dir, 'agent.sock'), consoleLog: join(dir, 'console.log'), vmmLog: join(dir, 'vmm.log') };
+  const paths = {
+    qmpSocket: join(dir, 'qmp.sock'),
+    agentSocket: join(dir, 'agent.sock'),
+    consoleLog: join(dir, 'console.log'),
+    vmmLog: join(dir, 'vmm.log'),
+  };
   const args = buildQemuArgs({ config, accelerator, paths, seccomp: await qemuHasSeccomp(binary), name: 'jitvm-raw' });
   const launchedAt = performance.now();
   const child = spawn(binary, args, { stdio: 'ignore' });

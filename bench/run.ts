@@ -76,7 +76,13 @@ async function coldStart(image: { kernel: string; initrd: string }): Promise<Row
     jitvmSamples.push(...(await timeEach(1, jitvmCold)));
     rawSamples.push(await rawBootToFirstByte(image.kernel, image.initrd));
   }
-  return row('cold start (create + exec true + destroy vs raw boot to first byte)', 'ms', jitvmSamples, rawSamples, '≤ 1.10×');
+  return row(
+    'cold start (create + exec true + destroy vs raw boot to first byte)',
+    'ms',
+    jitvmSamples,
+    rawSamples,
+    '≤ 1.10×',
+  );
 }
 
 interface RawFigures {
@@ -140,7 +146,9 @@ async function running(): Promise<{ exec: number[]; ping: number[]; upload: numb
 
 function printTable(rows: Row[]): void {
   const fmt = (n: number | undefined): string => (n === undefined ? '—' : n >= 100 ? n.toFixed(0) : n.toFixed(3));
-  console.log(`\n${'benchmark'.padEnd(72)} ${'jitvm p50'.padStart(10)} ${'p99'.padStart(9)} ${'raw p50'.padStart(9)} ${'ratio'.padStart(7)}  goal`);
+  console.log(
+    `\n${'benchmark'.padEnd(72)} ${'jitvm p50'.padStart(10)} ${'p99'.padStart(9)} ${'raw p50'.padStart(9)} ${'ratio'.padStart(7)}  goal`,
+  );
   for (const r of rows) {
     console.log(
       `${`${r.name} [${r.unit}]`.padEnd(72)} ${fmt(r.jitvm.median).padStart(10)} ${fmt(r.jitvm.p99).padStart(9)} ${fmt(r.raw?.median).padStart(9)} ${(r.ratio === undefined ? '—' : `${r.ratio.toFixed(2)}×`).padStart(7)}  ${r.goal ?? ''}`,
@@ -163,10 +171,32 @@ async function main(): Promise<void> {
       cold,
       row('agent ping round trip vs raw channel echo (12 bytes)', 'ms', live.ping, raw.echo, '≤ 2×'),
       row('exec true on a running sandbox', 'ms', live.exec),
-      row(`file upload ${TRANSFER_MIB} MiB vs raw channel write`, 'MiB/s', live.upload.map(mibPerSecond(bytes)), raw.upload.map(mibPerSecond(bytes)), '≥ 0.70×'),
-      row(`file download ${TRANSFER_MIB} MiB vs raw channel read`, 'MiB/s', live.download.map(mibPerSecond(bytes)), raw.download.map(mibPerSecond(bytes)), '≥ 0.70×'),
-      row(`file upload ${TRANSFER_MIB} MiB vs raw channel → tmpfs file`, 'MiB/s', live.upload.map(mibPerSecond(bytes)), raw.fileUpload.map(mibPerSecond(bytes))),
-      row(`file download ${TRANSFER_MIB} MiB vs raw tmpfs file → channel`, 'MiB/s', live.download.map(mibPerSecond(bytes)), raw.fileDownload.map(mibPerSecond(bytes))),
+      row(
+        `file upload ${TRANSFER_MIB} MiB vs raw channel write`,
+        'MiB/s',
+        live.upload.map(mibPerSecond(bytes)),
+        raw.upload.map(mibPerSecond(bytes)),
+        '≥ 0.70×',
+      ),
+      row(
+        `file download ${TRANSFER_MIB} MiB vs raw channel read`,
+        'MiB/s',
+        live.download.map(mibPerSecond(bytes)),
+        raw.download.map(mibPerSecond(bytes)),
+        '≥ 0.70×',
+      ),
+      row(
+        `file upload ${TRANSFER_MIB} MiB vs raw channel → tmpfs file`,
+        'MiB/s',
+        live.upload.map(mibPerSecond(bytes)),
+        raw.fileUpload.map(mibPerSecond(bytes)),
+      ),
+      row(
+        `file download ${TRANSFER_MIB} MiB vs raw tmpfs file → channel`,
+        'MiB/s',
+        live.download.map(mibPerSecond(bytes)),
+        raw.fileDownload.map(mibPerSecond(bytes)),
+      ),
     ];
     printTable(rows);
     console.log(JSON.stringify({ accelerator: accelerator.accelerator, date: new Date().toISOString(), rows }));

@@ -1,7 +1,13 @@
 /** jitvm's public API: the Sandbox SDK, its error types, and the backend interfaces. */
 export { Sandbox } from './sandbox/sandbox.js';
 export type { SandboxOptions } from './sandbox/options.js';
-export { CommandHandle, type Command, type ExecOptions, type SpawnOptions, type StdinSource } from './sandbox/command.js';
+export {
+  CommandHandle,
+  type Command,
+  type ExecOptions,
+  type SpawnOptions,
+  type StdinSource,
+} from './sandbox/command.js';
 export { ExecResult } from './sandbox/exec-result.js';
 export { SandboxFiles, type FileEntry, type WriteFileOptions } from './sandbox/files.js';
 export * from './core/errors.js';

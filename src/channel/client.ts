@@ -163,4 +163,3 @@ export class AgentConnection extends EventEmitter {
     this.emit('close', error);
   }
 }
-

@@ -13,7 +13,8 @@ const KNOWN_FLAGS = FLAG_FIN;
 
 /** Encodes one frame: 12-byte little-endian header + payload. Refuses payloads over MAX_PAYLOAD. */
 export function encodeFrame(type: number, stream: number, payload: Buffer = Buffer.alloc(0), flags = 0): Buffer {
-  if (payload.length > MAX_PAYLOAD) throw new ProtocolError(`payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
+  if (payload.length > MAX_PAYLOAD)
+    throw new ProtocolError(`payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
   const header = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
   header.writeUInt32LE(payload.length, 0);
   header.writeUInt8(type, 4);

@@ -49,7 +49,11 @@ function decodeExit(payload: Buffer): ExecExit {
   reader.end();
   if (reason === ExitReason.EXITED) return { reason: 'exited', exitCode: value, signal: undefined };
   if (reason === ExitReason.SIGNALED || reason === ExitReason.TIMED_OUT) {
-    return { reason: reason === ExitReason.SIGNALED ? 'signaled' : 'timed_out', exitCode: 128 + value, signal: signalName(value) };
+    return {
+      reason: reason === ExitReason.SIGNALED ? 'signaled' : 'timed_out',
+      exitCode: 128 + value,
+      signal: signalName(value),
+    };
   }
   throw new ProtocolError(`EXIT has unknown reason ${reason}`);
 }
@@ -99,7 +103,7 @@ export class ExecProcess {
 
   /** Streams bytes to the process's stdin, waiting for the agent's credit; resolves once all were sent. */
   async writeStdin(data: Buffer): Promise<void> {
-    for (let offset = 0; offset < data.length; ) {
+    for (let offset = 0; offset < data.length;) {
       const size = await this.stdinCredit.take(Math.min(DATA_CHUNK, data.length - offset));
       if (this.finished) return;
       this.connection.send(MsgType.STDIN, this.stream, data.subarray(offset, offset + size));

@@ -26,7 +26,11 @@ export interface FileEntry {
   readonly mtimeMs: number;
 }
 
-const entryTypes = { [EntryType.FILE]: 'file', [EntryType.DIRECTORY]: 'directory', [EntryType.SYMLINK]: 'symlink' } as const;
+const entryTypes = {
+  [EntryType.FILE]: 'file',
+  [EntryType.DIRECTORY]: 'directory',
+  [EntryType.SYMLINK]: 'symlink',
+} as const;
 
 function readEntry(reader: PayloadReader): FileEntry {
   const type = reader.u8();
@@ -73,10 +77,18 @@ export function writeFile(
     });
   });
   const flags = options.mkdirs ? FileWriteFlag.MKDIRS : 0;
-  connection.send(MsgType.FILE_WRITE, stream, new PayloadWriter().u32(options.mode ?? 0o644).u32(flags).str(path).finish());
+  connection.send(
+    MsgType.FILE_WRITE,
+    stream,
+    new PayloadWriter()
+      .u32(options.mode ?? 0o644)
+      .u32(flags)
+      .str(path)
+      .finish(),
+  );
   const pump = async (): Promise<void> => {
     for await (const chunk of source) {
-      for (let offset = 0; offset < chunk.length; ) {
+      for (let offset = 0; offset < chunk.length;) {
         const size = await credit.take(Math.min(DATA_CHUNK, chunk.length - offset));
         connection.send(MsgType.FILE_DATA, stream, chunk.subarray(offset, offset + size));
         offset += size;
@@ -157,5 +169,11 @@ export async function list(connection: AgentConnection, path: string): Promise<F
 
 /** Removes a file, symlink or empty directory; with `recursive`, a whole tree. */
 export async function remove(connection: AgentConnection, path: string, recursive = false): Promise<void> {
-  await connection.request(MsgType.REMOVE, new PayloadWriter().u32(recursive ? RemoveFlag.RECURSIVE : 0).str(path).finish());
+  await connection.request(
+    MsgType.REMOVE,
+    new PayloadWriter()
+      .u32(recursive ? RemoveFlag.RECURSIVE : 0)
+      .str(path)
+      .finish(),
+  );
 }

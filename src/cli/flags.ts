@@ -8,7 +8,11 @@ export function addVmFlags(command: Command): Command {
     .addOption(new Option('--cpus <n>', 'virtual CPUs').argParser(positiveInt('--cpus')))
     .addOption(new Option('--memory <mib>', 'guest memory in MiB').argParser(positiveInt('--memory')))
     .option('--backend <name>', 'hypervisor backend (default: best available, or $JITVM_BACKEND)')
-    .addOption(new Option('--boot-timeout <ms>', 'how long to wait for the guest to boot').argParser(positiveInt('--boot-timeout')));
+    .addOption(
+      new Option('--boot-timeout <ms>', 'how long to wait for the guest to boot').argParser(
+        positiveInt('--boot-timeout'),
+      ),
+    );
 }
 
 export interface VmFlags {
@@ -25,10 +29,16 @@ export function sandboxOptionsFrom(flags: VmFlags): SandboxOptions {
 /** The command flags shared by `run` and `exec`. */
 export function addCommandFlags(command: Command): Command {
   return command
-    .addOption(new Option('--timeout <ms>', 'kill the command (and its children) after this long').argParser(positiveInt('--timeout')))
-    .addOption(new Option('-e, --env <K=V>', 'set an environment variable (repeatable)').argParser(collectEnv).default({}))
+    .addOption(
+      new Option('--timeout <ms>', 'kill the command (and its children) after this long').argParser(
+        positiveInt('--timeout'),
+      ),
+    )
+    .addOption(
+      new Option('-e, --env <K=V>', 'set an environment variable (repeatable)').argParser(collectEnv).default({}),
+    )
     .option('-w, --cwd <dir>', 'working directory in the guest')
-    .option('--no-stdin', 'do not forward this terminal\'s standard input');
+    .option('--no-stdin', "do not forward this terminal's standard input");
 }
 
 export interface CommandFlags {
@@ -41,7 +51,8 @@ export interface CommandFlags {
 function positiveInt(flag: string) {
   return (value: string): number => {
     const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed <= 0) throw new InvalidArgumentError(`${flag} must be a positive integer, got "${value}"`);
+    if (!Number.isInteger(parsed) || parsed <= 0)
+      throw new InvalidArgumentError(`${flag} must be a positive integer, got "${value}"`);
     return parsed;
   };
 }

@@ -12,7 +12,14 @@ import { registerRun } from './commands/run.js';
 import { packageVersion, registerVersion } from './commands/version.js';
 import { reportError } from './errors.js';
 
+/** Prints Node warnings (e.g. the TCG fallback) as one plain line instead of Node's default format. */
+function printWarningsPlainly(): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => process.stderr.write(`jitvm: warning: ${warning.message}\n`));
+}
+
 async function main(argv: string[]): Promise<number> {
+  printWarningsPlainly();
   let exitCode = 0;
   const setExit = (code: number): void => {
     exitCode = code;

@@ -8,7 +8,7 @@ export function imageProgressPrinter(): ProgressHandler {
   return ({ step, message, done }) => {
     if (!done) startedAt.set(step, performance.now());
     const started = startedAt.get(step);
-    const elapsed = done && started !== undefined ? ` (${((performance.now() - started) / 1000).toFixed(1)} s)` : "";
+    const elapsed = done && started !== undefined ? ` (${((performance.now() - started) / 1000).toFixed(1)} s)` : '';
     process.stderr.write(`[image ${step}] ${done ? '✓' : '…'} ${message}${elapsed}\n`);
   };
 }

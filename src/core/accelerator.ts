@@ -39,5 +39,5 @@ export function chooseAccelerator(arch: Arch): AcceleratorChoice {
   if (process.platform === 'win32') return { accelerator: 'whpx', reason: 'Windows Hypervisor Platform' };
   const kvm = kvmUsable();
   if (kvm.usable) return { accelerator: 'kvm', reason: kvm.reason };
-  return { accelerator: 'tcg', reason: `${kvm.reason}; using software emulation (TCG), which is much slower` };
+  return { accelerator: 'tcg', reason: `${kvm.reason}; software emulation (TCG) is much slower` };
 }

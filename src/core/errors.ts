@@ -57,7 +57,11 @@ export class SandboxBootError extends JitvmError {
     readonly consoleLogPath: string | undefined,
     options?: { cause?: unknown },
   ) {
-    super('boot_failed', consoleTail ? `${message}\n--- guest console (last lines) ---\n${consoleTail}` : message, options);
+    super(
+      'boot_failed',
+      consoleTail ? `${message}\n--- guest console (last lines) ---\n${consoleTail}` : message,
+      options,
+    );
   }
 }
 

@@ -17,20 +17,29 @@ export async function connectAgentWithin(
   let onAbort: (() => void) | undefined;
   const failures = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new SandboxBootError(`the guest agent did not answer within ${timeoutMs} ms`, instance.consoleTail(), consoleLog)),
-      timeoutMs,
-    );
-    instance.wait().then(
-      (exit) =>
+      () =>
         reject(
           new SandboxBootError(
-            `the VM exited during boot (code ${exit.code ?? 'unknown'}, signal ${exit.signal ?? 'none'})`,
+            `the guest agent did not answer within ${timeoutMs} ms`,
             instance.consoleTail(),
             consoleLog,
           ),
         ),
-      reject,
+      timeoutMs,
     );
+    instance
+      .wait()
+      .then(
+        (exit) =>
+          reject(
+            new SandboxBootError(
+              `the VM exited during boot (code ${exit.code ?? 'unknown'}, signal ${exit.signal ?? 'none'})`,
+              instance.consoleTail(),
+              consoleLog,
+            ),
+          ),
+        reject,
+      );
     onAbort = () => reject(new CancelledError('sandbox creation was cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
@@ -45,9 +54,14 @@ export async function connectAgentWithin(
   } catch (error) {
     connection?.close();
     if (error instanceof JitvmError) throw error;
-    throw new SandboxBootError(`could not reach the guest agent: ${(error as Error).message}`, instance.consoleTail(), consoleLog, {
-      cause: error,
-    });
+    throw new SandboxBootError(
+      `could not reach the guest agent: ${(error as Error).message}`,
+      instance.consoleTail(),
+      consoleLog,
+      {
+        cause: error,
+      },
+    );
   } finally {
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener('abort', onAbort);

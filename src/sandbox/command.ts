@@ -72,10 +72,23 @@ export class CommandHandle {
    * `closeStdin` (or until `options.stdin` is drained); without it and without `options.stdin` it reads /dev/null.
    * A command that cannot start rejects (GuestError NOT_FOUND…) through `pid` and `wait`.
    */
-  static start(connection: AgentConnection, command: Command, options: SpawnOptions = {}, pipeStdin = false): CommandHandle {
-    const checked = parseWith(ExecOptionsSchema, { env: options.env, cwd: options.cwd, timeoutMs: options.timeoutMs }, 'invalid exec options');
+  static start(
+    connection: AgentConnection,
+    command: Command,
+    options: SpawnOptions = {},
+    pipeStdin = false,
+  ): CommandHandle {
+    const checked = parseWith(
+      ExecOptionsSchema,
+      { env: options.env, cwd: options.cwd, timeoutMs: options.timeoutMs },
+      'invalid exec options',
+    );
     if (options.signal?.aborted) throw new CancelledError('the command was cancelled before it started');
-    const process = new ExecProcess(connection, { argv: toArgv(command), ...checked, stdin: pipeStdin || options.stdin !== undefined });
+    const process = new ExecProcess(connection, {
+      argv: toArgv(command),
+      ...checked,
+      stdin: pipeStdin || options.stdin !== undefined,
+    });
     return new CommandHandle(process, options);
   }
 
@@ -128,7 +141,11 @@ async function collect(stream: Readable, onChunk?: (chunk: Buffer) => void): Pro
 }
 
 /** Runs a command to completion, collecting its output. Timeout → ExecTimeoutError; abort → CancelledError. */
-export async function runCommand(connection: AgentConnection, command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+export async function runCommand(
+  connection: AgentConnection,
+  command: Command,
+  options: ExecOptions = {},
+): Promise<ExecResult> {
   const handle = CommandHandle.start(connection, command, options);
   const output = Promise.all([collect(handle.stdout, options.onStdout), collect(handle.stderr, options.onStderr)]);
   output.catch(() => undefined);

@@ -17,7 +17,11 @@ export class SandboxFiles {
   constructor(private readonly connection: () => AgentConnection) {}
 
   /** Writes bytes, text or a byte stream to `path`, streaming in chunks. Resolves with the bytes written. */
-  async write(path: string, data: string | Buffer | Readable | AsyncIterable<Buffer>, options: WriteFileOptions = {}): Promise<number> {
+  async write(
+    path: string,
+    data: string | Buffer | Readable | AsyncIterable<Buffer>,
+    options: WriteFileOptions = {},
+  ): Promise<number> {
     const source = typeof data === 'string' || Buffer.isBuffer(data) ? [Buffer.from(data)] : data;
     return files.writeFile(this.connection(), path, source, { mode: options.mode, mkdirs: options.mkdirs ?? true });
   }

@@ -31,5 +31,10 @@ export const ExecOptionsSchema = z.object({
     .refine((env) => Object.keys(env).every((key) => envKey.test(key)), 'env names must match [A-Za-z_][A-Za-z0-9_]*')
     .optional(),
   cwd: z.string().min(1).optional(),
-  timeoutMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31 - 1)
+    .optional(),
 });

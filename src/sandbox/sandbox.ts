@@ -36,7 +36,9 @@ export class Sandbox implements AsyncDisposable {
     const checked = parseWith(SandboxOptionsSchema, rest, 'invalid sandbox options');
     const backend = await selectBackend(checked.backend);
     const image =
-      checked.kernel && checked.initrd ? { kernel: checked.kernel, initrd: checked.initrd } : await resolveImage({ onProgress: onImageProgress, signal });
+      checked.kernel && checked.initrd
+        ? { kernel: checked.kernel, initrd: checked.initrd }
+        : await resolveImage({ onProgress: onImageProgress, signal });
     const config = parseVmConfig({
       cpus: checked.cpus,
       memoryMiB: checked.memoryMiB,

@@ -17,7 +17,9 @@ interface CliResult {
 }
 
 function startCli(args: string[], input?: string): ChildProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
   if (input !== undefined) child.stdin?.end(input);
   return child;
 }
@@ -41,7 +43,10 @@ describe('jitvm CLI', { timeout: 600_000 }, () => {
   });
 
   it('run: forwards piped stdin, env and cwd', async () => {
-    const result = await jitvm(['run', '--env', 'A=1', '--cwd', '/tmp', '--', 'sh', '-c', 'echo $A $(pwd); cat'], 'from stdin');
+    const result = await jitvm(
+      ['run', '--env', 'A=1', '--cwd', '/tmp', '--', 'sh', '-c', 'echo $A $(pwd); cat'],
+      'from stdin',
+    );
     assert.equal(result.stdout, '1 /tmp\nfrom stdin');
     assert.equal(result.code, 0);
   });
@@ -55,7 +60,9 @@ describe('jitvm CLI', { timeout: 600_000 }, () => {
   it('run: Ctrl-C kills the guest command and tears the VM down', async () => {
     const child = startCli(['run', '--', 'sh', '-c', 'echo ready; exec sleep 1000']);
     const done = finished(child);
-    await new Promise<void>((resolve) => child.stdout?.on('data', (data: Buffer) => data.toString().includes('ready') && resolve()));
+    await new Promise<void>((resolve) =>
+      child.stdout?.on('data', (data: Buffer) => data.toString().includes('ready') && resolve()),
+    );
     child.kill('SIGINT');
     const result = await done;
     assert.equal(result.code, 130);
@@ -75,7 +82,9 @@ describe('jitvm CLI', { timeout: 600_000 }, () => {
     assert.match(id, /^jv-[0-9a-f]+$/);
     try {
       const listed = await jitvm(['ls', '--json']);
-      const entry = (JSON.parse(listed.stdout) as Array<{ id: string; memoryMiB: number }>).find((row) => row.id === id);
+      const entry = (JSON.parse(listed.stdout) as Array<{ id: string; memoryMiB: number }>).find(
+        (row) => row.id === id,
+      );
       assert.equal(entry?.memoryMiB, 192);
 
       const exec = await jitvm(['exec', id, '--', 'sh', '-c', 'echo in-vm; exit 5']);

@@ -10,46 +10,61 @@ const sha256 = (data: Buffer): string => createHash('sha256').update(data).diges
 const guestError = (code: string) => (error: unknown) => error instanceof GuestError && error.guestCode === code;
 
 describe('files in a real VM', { timeout: 600_000 }, () => {
-  it('round-trips a multi-MiB random file byte for byte, checked by sha256 on both sides', explained(sandbox, async (sb) => {
-    const data = randomBytes(8 * 1024 * 1024 + 13);
-    assert.equal(await sb.files.write('/root/data/blob.bin', data, { mode: 0o600 }), data.length);
-    const guestSum = await sb.exec(['sha256sum', '/root/data/blob.bin']);
-    assert.equal(guestSum.stdout.split(' ')[0], sha256(data));
-    const back = await sb.files.read('/root/data/blob.bin');
-    assert.equal(sha256(back), sha256(data));
-    const info = await sb.files.stat('/root/data/blob.bin');
-    assert.deepEqual([info.type, info.size, info.mode], ['file', data.length, 0o600]);
-  }));
+  it(
+    'round-trips a multi-MiB random file byte for byte, checked by sha256 on both sides',
+    explained(sandbox, async (sb) => {
+      const data = randomBytes(8 * 1024 * 1024 + 13);
+      assert.equal(await sb.files.write('/root/data/blob.bin', data, { mode: 0o600 }), data.length);
+      const guestSum = await sb.exec(['sha256sum', '/root/data/blob.bin']);
+      assert.equal(guestSum.stdout.split(' ')[0], sha256(data));
+      const back = await sb.files.read('/root/data/blob.bin');
+      assert.equal(sha256(back), sha256(data));
+      const info = await sb.files.stat('/root/data/blob.bin');
+      assert.deepEqual([info.type, info.size, info.mode], ['file', data.length, 0o600]);
+    }),
+  );
 
-  it('writes from a stream and reads as a stream', explained(sandbox, async (sb) => {
-    const parts = Array.from({ length: 50 }, () => randomBytes(100_000));
-    await sb.files.write('/tmp/streamed', Readable.from(parts));
-    const { size, content } = await sb.files.readStream('/tmp/streamed');
-    assert.equal(size, 5_000_000);
-    const chunks: Buffer[] = [];
-    for await (const chunk of content) chunks.push(chunk as Buffer);
-    assert.ok(Buffer.concat(chunks).equals(Buffer.concat(parts)));
-  }));
+  it(
+    'writes from a stream and reads as a stream',
+    explained(sandbox, async (sb) => {
+      const parts = Array.from({ length: 50 }, () => randomBytes(100_000));
+      await sb.files.write('/tmp/streamed', Readable.from(parts));
+      const { size, content } = await sb.files.readStream('/tmp/streamed');
+      assert.equal(size, 5_000_000);
+      const chunks: Buffer[] = [];
+      for await (const chunk of content) chunks.push(chunk as Buffer);
+      assert.ok(Buffer.concat(chunks).equals(Buffer.concat(parts)));
+    }),
+  );
 
-  it('makes, lists, stats and removes directories', explained(sandbox, async (sb) => {
-    await sb.files.mkdir('/srv/a/b/c');
-    await sb.files.write('/srv/a/file.txt', 'x');
-    const names = (await sb.files.list('/srv/a')).map((entry) => `${entry.name}:${entry.type}`).sort();
-    assert.deepEqual(names, ['b:directory', 'file.txt:file']);
-    await assert.rejects(sb.files.remove('/srv/a'), guestError('NOT_EMPTY'));
-    await sb.files.remove('/srv/a', { recursive: true });
-    await assert.rejects(sb.files.stat('/srv/a'), guestError('NOT_FOUND'));
-  }));
+  it(
+    'makes, lists, stats and removes directories',
+    explained(sandbox, async (sb) => {
+      await sb.files.mkdir('/srv/a/b/c');
+      await sb.files.write('/srv/a/file.txt', 'x');
+      const names = (await sb.files.list('/srv/a')).map((entry) => `${entry.name}:${entry.type}`).sort();
+      assert.deepEqual(names, ['b:directory', 'file.txt:file']);
+      await assert.rejects(sb.files.remove('/srv/a'), guestError('NOT_EMPTY'));
+      await sb.files.remove('/srv/a', { recursive: true });
+      await assert.rejects(sb.files.stat('/srv/a'), guestError('NOT_FOUND'));
+    }),
+  );
 
-  it('writes an empty file and reads it back', explained(sandbox, async (sb) => {
-    await sb.files.write('/tmp/empty', Buffer.alloc(0));
-    assert.equal((await sb.files.read('/tmp/empty')).length, 0);
-  }));
+  it(
+    'writes an empty file and reads it back',
+    explained(sandbox, async (sb) => {
+      await sb.files.write('/tmp/empty', Buffer.alloc(0));
+      assert.equal((await sb.files.read('/tmp/empty')).length, 0);
+    }),
+  );
 
-  it('gives typed errors for missing paths and wrong kinds', explained(sandbox, async (sb) => {
-    await assert.rejects(sb.files.read('/nope'), guestError('NOT_FOUND'));
-    await assert.rejects(sb.files.read('/tmp'), (error: unknown) => error instanceof GuestError);
-    await assert.rejects(sb.files.write('/missing/dir/x', 'y', { mkdirs: false }), guestError('NOT_FOUND'));
-    await assert.rejects(sb.files.list('/etc/hostname'), guestError('NOT_A_DIRECTORY'));
-  }));
+  it(
+    'gives typed errors for missing paths and wrong kinds',
+    explained(sandbox, async (sb) => {
+      await assert.rejects(sb.files.read('/nope'), guestError('NOT_FOUND'));
+      await assert.rejects(sb.files.read('/tmp'), (error: unknown) => error instanceof GuestError);
+      await assert.rejects(sb.files.write('/missing/dir/x', 'y', { mkdirs: false }), guestError('NOT_FOUND'));
+      await assert.rejects(sb.files.list('/etc/hostname'), guestError('NOT_A_DIRECTORY'));
+    }),
+  );
 });

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { QemuHypervisor } from '../../src/backends/qemu/index.js';
 import { parseVmConfig } from '../../src/core/config.js';
-import { ChannelClosedError, HostToolMissingError, InvalidArgumentError, SandboxBootError } from '../../src/core/errors.js';
+import {
+  ChannelClosedError,
+  HostToolMissingError,
+  InvalidArgumentError,
+  SandboxBootError,
+} from '../../src/core/errors.js';
 import { resolveImage } from '../../src/image/index.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { BOOT_TIMEOUT_MS, withSandbox } from '../helpers/sandbox.js';
@@ -68,7 +73,10 @@ describe('VM lifecycle', { timeout: 600_000 }, () => {
   it('reports a guest that never answers as SandboxBootError with the console tail', async () => {
     await assert.rejects(
       Sandbox.create({ kernelArgs: ['rdinit=/bin/sh'], bootTimeoutMs: 15_000 }),
-      (error: unknown) => error instanceof SandboxBootError && /did not answer within 15000 ms/.test(error.message) && error.consoleTail.length > 0,
+      (error: unknown) =>
+        error instanceof SandboxBootError &&
+        /did not answer within 15000 ms/.test(error.message) &&
+        error.consoleTail.length > 0,
     );
   });
 
@@ -76,14 +84,26 @@ describe('VM lifecycle', { timeout: 600_000 }, () => {
     const image = await resolveImage();
     const bogus = join(tempDir(t), 'not-a-kernel');
     writeFileSync(bogus, 'this is not a kernel');
-    await assert.rejects(Sandbox.create({ kernel: bogus, initrd: image.initrd, bootTimeoutMs: 15_000 }), (error: unknown) => {
-      return (error instanceof SandboxBootError || (error as { code?: string }).code === 'vmm_failed') && /kernel|exited|QEMU/i.test((error as Error).message);
-    });
+    await assert.rejects(
+      Sandbox.create({ kernel: bogus, initrd: image.initrd, bootTimeoutMs: 15_000 }),
+      (error: unknown) => {
+        return (
+          (error instanceof SandboxBootError || (error as { code?: string }).code === 'vmm_failed') &&
+          /kernel|exited|QEMU/i.test((error as Error).message)
+        );
+      },
+    );
   });
 
   it('refuses bad config and missing files with clear typed errors', async () => {
-    await assert.rejects(Sandbox.create({ cpus: 0 }), (error: unknown) => error instanceof InvalidArgumentError && /cpus/.test(error.message));
-    await assert.rejects(Sandbox.create({ kernel: '/no/kernel', initrd: '/no/initrd' }), (error: unknown) => error instanceof InvalidArgumentError && /\/no\/kernel does not exist/.test(error.message));
+    await assert.rejects(
+      Sandbox.create({ cpus: 0 }),
+      (error: unknown) => error instanceof InvalidArgumentError && /cpus/.test(error.message),
+    );
+    await assert.rejects(
+      Sandbox.create({ kernel: '/no/kernel', initrd: '/no/initrd' }),
+      (error: unknown) => error instanceof InvalidArgumentError && /\/no\/kernel does not exist/.test(error.message),
+    );
   });
 
   it('names the package to install when qemu is missing', async () => {
@@ -93,7 +113,8 @@ describe('VM lifecycle', { timeout: 600_000 }, () => {
     try {
       await assert.rejects(
         new QemuHypervisor().spawn(parseVmConfig({ kernel: image.kernel, initrd: image.initrd, arch: 'x86_64' })),
-        (error: unknown) => error instanceof HostToolMissingError && /apt-get install qemu-system-x86/.test(error.message),
+        (error: unknown) =>
+          error instanceof HostToolMissingError && /apt-get install qemu-system-x86/.test(error.message),
       );
     } finally {
       process.env.PATH = path;

@@ -13,7 +13,11 @@ import { tempDir } from '../helpers/temp.js';
 type Script = (frame: Frame, reply: (bytes: Buffer) => void, socket: Socket) => void;
 
 const helloOk = (version = PROTOCOL_VERSION): Buffer =>
-  encodeFrame(MsgType.HELLO_OK, 0, new PayloadWriter().u32(version).u32(15).u32(262144).u32(1048576).str('fake').finish());
+  encodeFrame(
+    MsgType.HELLO_OK,
+    0,
+    new PayloadWriter().u32(version).u32(15).u32(262144).u32(1048576).str('fake').finish(),
+  );
 
 /** A fake agent speaking the real codec, answering each frame with `script`. */
 async function fakeAgent(t: TestContext, script: Script): Promise<AgentConnection> {
@@ -56,7 +60,10 @@ describe('agent connection against a fake agent', () => {
   it('reports the agent refusing our versions as a GuestError', async (t) => {
     const refusal = new PayloadWriter().u32(ErrorCode.UNSUPPORTED_VERSION).str('agent speaks 7 only').finish();
     const connection = await fakeAgent(t, (_frame, reply) => reply(encodeFrame(MsgType.ERROR, 0, refusal)));
-    await assert.rejects(connection.handshake(), (error: unknown) => error instanceof GuestError && error.guestCode === 'UNSUPPORTED_VERSION');
+    await assert.rejects(
+      connection.handshake(),
+      (error: unknown) => error instanceof GuestError && error.guestCode === 'UNSUPPORTED_VERSION',
+    );
   });
 
   it('closes the connection and fails open requests on an oversized frame header', async (t) => {
@@ -70,7 +77,10 @@ describe('agent connection against a fake agent', () => {
     );
     await connection.handshake();
     const exec = new ExecProcess(connection, { argv: ['true'] });
-    await assert.rejects(exec.exit, (error: unknown) => error instanceof ProtocolError && /exceeds the maximum/.test(error.message));
+    await assert.rejects(
+      exec.exit,
+      (error: unknown) => error instanceof ProtocolError && /exceeds the maximum/.test(error.message),
+    );
     assert.ok(connection.closed);
   });
 
@@ -91,7 +101,10 @@ describe('agent connection against a fake agent', () => {
   });
 
   it('fails every open request with ChannelClosedError when the agent disconnects', async (t) => {
-    const connection = await fakeAgent(t, handshaking((_frame, _reply, socket) => socket.destroy()));
+    const connection = await fakeAgent(
+      t,
+      handshaking((_frame, _reply, socket) => socket.destroy()),
+    );
     await connection.handshake();
     await assert.rejects(connection.request(MsgType.PING, Buffer.from('x')), ChannelClosedError);
   });

@@ -24,26 +24,30 @@ describe('frame codec', () => {
       payload: fc.uint8Array({ maxLength: 3000 }).map((a) => Buffer.from(a)),
     });
     fc.assert(
-      fc.property(fc.array(frameArb, { maxLength: 8 }), fc.array(fc.nat({ max: 5000 }), { maxLength: 10 }), (frames, cuts) => {
-        const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, f.stream, f.payload, f.fin ? 1 : 0)));
-        const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
-        const decoder = new FrameDecoder();
-        const decoded = [];
-        let last = 0;
-        for (const point of [...points, wire.length]) {
-          decoded.push(...decoder.push(wire.subarray(last, point)));
-          last = point;
-        }
-        assert.equal(decoded.length, frames.length);
-        decoded.forEach((frame, i) => {
-          const expected = frames[i]!;
-          assert.equal(frame.type, expected.type);
-          assert.equal(frame.stream, expected.stream);
-          assert.equal(frame.flags, expected.fin ? 1 : 0);
-          assert.deepEqual(frame.payload, expected.payload);
-        });
-        assert.equal(decoder.pendingBytes, 0);
-      }),
+      fc.property(
+        fc.array(frameArb, { maxLength: 8 }),
+        fc.array(fc.nat({ max: 5000 }), { maxLength: 10 }),
+        (frames, cuts) => {
+          const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, f.stream, f.payload, f.fin ? 1 : 0)));
+          const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
+          const decoder = new FrameDecoder();
+          const decoded = [];
+          let last = 0;
+          for (const point of [...points, wire.length]) {
+            decoded.push(...decoder.push(wire.subarray(last, point)));
+            last = point;
+          }
+          assert.equal(decoded.length, frames.length);
+          decoded.forEach((frame, i) => {
+            const expected = frames[i]!;
+            assert.equal(frame.type, expected.type);
+            assert.equal(frame.stream, expected.stream);
+            assert.equal(frame.flags, expected.fin ? 1 : 0);
+            assert.deepEqual(frame.payload, expected.payload);
+          });
+          assert.equal(decoder.pendingBytes, 0);
+        },
+      ),
     );
   });
 

@@ -25,7 +25,10 @@ describe('VM config', () => {
   });
 
   it('refuses kernel arguments that would split or inject', () => {
-    assert.throws(() => parseVmConfig({ kernel: '/k', initrd: '/i', kernelArgs: ['a b'] }), /kernelArgs.0: a kernel argument/);
+    assert.throws(
+      () => parseVmConfig({ kernel: '/k', initrd: '/i', kernelArgs: ['a b'] }),
+      /kernelArgs.0: a kernel argument/,
+    );
   });
 
   it('refuses unknown accelerators and non-integer cpus', () => {

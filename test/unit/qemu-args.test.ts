@@ -3,7 +3,12 @@ import { describe, it } from 'node:test';
 import { buildQemuArgs, kernelCommandLine } from '../../src/backends/qemu/args.js';
 import { parseVmConfig } from '../../src/core/config.js';
 
-const paths = { qmpSocket: '/r/qmp.sock', agentSocket: '/r/agent.sock', consoleLog: '/r/console.log', vmmLog: '/r/vmm.log' };
+const paths = {
+  qmpSocket: '/r/qmp.sock',
+  agentSocket: '/r/agent.sock',
+  consoleLog: '/r/console.log',
+  vmmLog: '/r/vmm.log',
+};
 const config = parseVmConfig({ kernel: '/k/vmlinuz', initrd: '/k/initrd', cpus: 2, memoryMiB: 512, arch: 'x86_64' });
 
 function valueOf(args: string[], flag: string): string[] {
@@ -19,10 +24,18 @@ describe('QEMU command line', () => {
     assert.deepEqual(valueOf(args, '-smp'), ['2']);
     assert.deepEqual(valueOf(args, '-m'), ['512M']);
     assert.ok(args.includes('-no-reboot') && args.includes('-nodefaults'));
-    assert.deepEqual(valueOf(args, '-chardev'), ['file,id=console,path=/r/console.log', 'socket,id=agent,path=/r/agent.sock,server=on,wait=off']);
-    assert.deepEqual(valueOf(args, '-device'), ['virtio-serial-device', 'virtserialport,chardev=agent,name=jitvm.agent']);
+    assert.deepEqual(valueOf(args, '-chardev'), [
+      'file,id=console,path=/r/console.log',
+      'socket,id=agent,path=/r/agent.sock,server=on,wait=off',
+    ]);
+    assert.deepEqual(valueOf(args, '-device'), [
+      'virtio-serial-device',
+      'virtserialport,chardev=agent,name=jitvm.agent',
+    ]);
     assert.deepEqual(valueOf(args, '-qmp'), ['unix:/r/qmp.sock,server=on,wait=off']);
-    assert.deepEqual(valueOf(args, '-sandbox'), ['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+    assert.deepEqual(valueOf(args, '-sandbox'), [
+      'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    ]);
     assert.match(valueOf(args, '-append')[0]!, /^console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz=\d+$/);
   });
 

@@ -12,7 +12,11 @@ type Reply = (command: { execute: string; arguments?: unknown; id?: number }, so
 async function fakeQmp(t: TestContext, reply: Reply): Promise<string> {
   const path = join(tempDir(t), 'qmp.sock');
   const server = createServer((socket) => {
-    socket.write(JSON.stringify({ QMP: { version: { qemu: { micro: 22, minor: 2, major: 7 }, package: '' }, capabilities: ['oob'] } }) + '\r\n');
+    socket.write(
+      JSON.stringify({
+        QMP: { version: { qemu: { micro: 22, minor: 2, major: 7 }, package: '' }, capabilities: ['oob'] },
+      }) + '\r\n',
+    );
     let buffer = '';
     socket.on('data', (data) => {
       buffer += data.toString();
@@ -20,7 +24,8 @@ async function fakeQmp(t: TestContext, reply: Reply): Promise<string> {
       buffer = lines.pop() ?? '';
       for (const line of lines) {
         const command = JSON.parse(line) as { execute: string; id?: number };
-        if (command.execute === 'qmp_capabilities') socket.write(JSON.stringify({ return: {}, id: command.id }) + '\r\n');
+        if (command.execute === 'qmp_capabilities')
+          socket.write(JSON.stringify({ return: {}, id: command.id }) + '\r\n');
         else reply(command, socket);
       }
     });
@@ -33,7 +38,9 @@ async function fakeQmp(t: TestContext, reply: Reply): Promise<string> {
 describe('QMP client', () => {
   it('negotiates, runs commands, matches replies by id and reports events', async (t) => {
     const path = await fakeQmp(t, (command, socket) => {
-      socket.write(JSON.stringify({ event: 'POWERDOWN', data: {}, timestamp: { seconds: 1, microseconds: 0 } }) + '\r\n');
+      socket.write(
+        JSON.stringify({ event: 'POWERDOWN', data: {}, timestamp: { seconds: 1, microseconds: 0 } }) + '\r\n',
+      );
       socket.write(JSON.stringify({ return: { status: 'running', running: true }, id: command.id }) + '\r\n');
     });
     const client = await QmpClient.connect(path);
@@ -47,11 +54,19 @@ describe('QMP client', () => {
 
   it('turns a QMP error into VmmError with its class and description', async (t) => {
     const path = await fakeQmp(t, (command, socket) => {
-      socket.write(JSON.stringify({ error: { class: 'CommandNotFound', desc: 'The command nope has not been found' }, id: command.id }) + '\n');
+      socket.write(
+        JSON.stringify({
+          error: { class: 'CommandNotFound', desc: 'The command nope has not been found' },
+          id: command.id,
+        }) + '\n',
+      );
     });
     const client = await QmpClient.connect(path);
     t.after(() => client.close());
-    await assert.rejects(client.execute('nope'), (error: unknown) => error instanceof VmmError && /CommandNotFound/.test(error.message));
+    await assert.rejects(
+      client.execute('nope'),
+      (error: unknown) => error instanceof VmmError && /CommandNotFound/.test(error.message),
+    );
   });
 
   it('fails pending commands with ChannelClosedError when QEMU goes away, and quit() accepts that', async (t) => {

@@ -5,7 +5,12 @@ import { ProtocolError } from '../../src/core/errors.js';
 
 describe('payload encoding', () => {
   it('round-trips integers and strings', () => {
-    const payload = new PayloadWriter().u8(7).u32(0xfffffffe).u64(2n ** 40n).str('héllo').finish();
+    const payload = new PayloadWriter()
+      .u8(7)
+      .u32(0xfffffffe)
+      .u64(2n ** 40n)
+      .str('héllo')
+      .finish();
     const reader = new PayloadReader(payload, 'test');
     assert.equal(reader.u8(), 7);
     assert.equal(reader.u32(), 0xfffffffe);

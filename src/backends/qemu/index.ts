@@ -38,6 +38,17 @@ function requireFile(path: string, what: string): void {
   if (!existsSync(path)) throw new InvalidArgumentError(`${what} ${path} does not exist; run \`jitvm image build\``);
 }
 
+let tcgWarned = false;
+
+/** One line per process when VMs fall back to software emulation, which is many times slower than KVM. */
+function warnTcgOnce(reason: string): void {
+  if (tcgWarned) return;
+  tcgWarned = true;
+  process.emitWarning(`no hardware acceleration, guests run under TCG: ${reason}`, {
+    code: 'JITVM_TCG',
+  });
+}
+
 /** Keeps QEMU from outliving the process that started it (unless detached), even if that process is SIGKILLed. */
 function launcher(binary: string, args: string[], detached: boolean): [string, string[]] {
   const setpriv = process.platform === 'linux' && !detached ? findOnPath('setpriv') : undefined;
@@ -114,8 +125,18 @@ export class QemuHypervisor implements Hypervisor {
     detached: boolean,
   ): Promise<QemuInstance> {
     const paths = pathsIn(runtimeDir);
-    const accelerator = config.accelerator ?? chooseAccelerator(config.arch).accelerator;
-    const args = buildQemuArgs({ config, accelerator, paths, seccomp: await qemuHasSeccomp(binary), name: `jitvm-${id}` });
+    const choice = config.accelerator
+      ? { accelerator: config.accelerator, reason: `accelerator ${config.accelerator} was requested` }
+      : chooseAccelerator(config.arch);
+    const accelerator = choice.accelerator;
+    if (accelerator === 'tcg') warnTcgOnce(choice.reason);
+    const args = buildQemuArgs({
+      config,
+      accelerator,
+      paths,
+      seccomp: await qemuHasSeccomp(binary),
+      name: `jitvm-${id}`,
+    });
     const logFd = openSync(paths.vmmLog, 'w', 0o600);
     const [command, argv] = launcher(binary, args, detached);
     const child = spawn(command, argv, { stdio: ['ignore', 'ignore', logFd], detached, cwd: runtimeDir });

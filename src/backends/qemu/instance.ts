@@ -77,7 +77,8 @@ export class QemuInstance implements VmInstance {
         break;
       } catch (error) {
         if (!this.process.isAlive()) throw new JitvmError('vmm_failed', 'QEMU exited during start', { cause: error });
-        if (Date.now() > deadline) throw new JitvmError('timeout', `QEMU's QMP socket did not answer in ${timeoutMs} ms`);
+        if (Date.now() > deadline)
+          throw new JitvmError('timeout', `QEMU's QMP socket did not answer in ${timeoutMs} ms`);
         await delay(10);
       }
     }

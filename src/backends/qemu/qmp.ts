@@ -120,7 +120,9 @@ export class QmpClient extends EventEmitter {
     if (this.closed) return Promise.reject(new ChannelClosedError('QMP connection is closed'));
     const id = this.nextId++;
     const promise = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.socket.write(JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n');
+    this.socket.write(
+      JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n',
+    );
     return promise;
   }
 

@@ -21,7 +21,8 @@ async function upload(sandbox: Sandbox, hostPath: string, guestPath: string): Pr
   const info = await stat(hostPath);
   if (info.isDirectory()) {
     await sandbox.files.mkdir(guestPath, info.mode & 0o7777);
-    for (const name of await readdir(hostPath)) await upload(sandbox, join(hostPath, name), posix.join(guestPath, name));
+    for (const name of await readdir(hostPath))
+      await upload(sandbox, join(hostPath, name), posix.join(guestPath, name));
     return;
   }
   await sandbox.files.write(guestPath, createReadStream(hostPath), { mode: info.mode & 0o7777 });

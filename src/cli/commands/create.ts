@@ -8,7 +8,11 @@ export function registerCreate(program: Command): void {
     .command('create')
     .description('start a detached sandbox that outlives this command, and print its id');
   addVmFlags(command).action(async (flags: VmFlags) => {
-    const sandbox = await Sandbox.create({ ...sandboxOptionsFrom(flags), detached: true, onImageProgress: imageProgressPrinter() });
+    const sandbox = await Sandbox.create({
+      ...sandboxOptionsFrom(flags),
+      detached: true,
+      onImageProgress: imageProgressPrinter(),
+    });
     sandbox.detach();
     process.stdout.write(`${sandbox.id}\n`);
   });

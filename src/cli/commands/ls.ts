@@ -30,9 +30,23 @@ export function registerLs(program: Command): void {
         process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
         return;
       }
-      const rows = records.map((r) => [r.id, String(r.pid), r.backend, r.accelerator, String(r.cpus), `${r.memoryMiB}M`, r.createdAt]);
+      const rows = records.map((r) => [
+        r.id,
+        String(r.pid),
+        r.backend,
+        r.accelerator,
+        String(r.cpus),
+        `${r.memoryMiB}M`,
+        r.createdAt,
+      ]);
       const table = [['ID', 'PID', 'BACKEND', 'ACCEL', 'CPUS', 'MEMORY', 'CREATED'], ...rows];
       const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-      for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+      for (const row of table)
+        process.stdout.write(
+          `${row
+            .map((cell, i) => cell.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
     });
 }
