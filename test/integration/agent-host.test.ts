@@ -1,0 +1,132 @@
+/**
+ * The real C agent in dev mode (`--connect`), on this host without a VM: protocol conformance and hostile input at
+ * the speed of a unit test. Only harmless commands run here, since dev mode executes them on the host.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { AgentConnection } from '../../src/channel/client.js';
+import { FrameDecoder, encodeFrame } from '../../src/channel/codec.js';
+import { ErrorCode, MsgType } from '../../src/channel/protocol.js';
+import { PayloadReader, PayloadWriter } from '../../src/channel/wire.js';
+import { ProtocolError } from '../../src/core/errors.js';
+import { AGENT_SOURCE_DIR, buildAgent } from '../../src/image/agent-build.js';
+import { runCommand } from '../../src/sandbox/command.js';
+
+let dir: string;
+let server: Server;
+let agent: ChildProcess;
+const connections: Socket[] = [];
+const waiting: Array<(socket: Socket) => void> = [];
+
+/** The agent's next connection to us (it reconnects every 100 ms after a disconnect). */
+function nextConnection(): Promise<Socket> {
+  const ready = connections.shift();
+  return ready ? Promise.resolve(ready) : new Promise((resolve) => waiting.push(resolve));
+}
+
+async function connectAgent(): Promise<AgentConnection> {
+  const connection = new AgentConnection(await nextConnection());
+  await connection.handshake();
+  return connection;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'jitvm-agent-'));
+  await buildAgent(AGENT_SOURCE_DIR, join(dir, 'agent'));
+  server = createServer((socket) => {
+    const waiter = waiting.shift();
+    if (waiter) waiter(socket);
+    else connections.push(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(join(dir, 'agent.sock'), resolve));
+  agent = spawn(join(dir, 'agent'), ['--connect', join(dir, 'agent.sock')], { stdio: 'ignore' });
+});
+
+after(async () => {
+  const exited = new Promise((resolve) => agent.once('exit', resolve));
+  agent.kill('SIGTERM');
+  await exited;
+  for (const socket of connections) socket.destroy();
+  server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the C agent in dev mode', () => {
+  it('runs commands with exit codes, separate streams and a flow-controlled flood', async () => {
+    const connection = await connectAgent();
+    try {
+      const result = await runCommand(connection, 'echo out; echo err >&2; exit 3');
+      assert.deepEqual([result.exitCode, result.stdout, result.stderr], [3, 'out\n', 'err\n']);
+      const flood = await runCommand(connection, ['head', '-c', '9000000', '/dev/zero']);
+      assert.equal(flood.stdoutBytes.length, 9_000_000);
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('kills the process group of a disconnected host and serves the next connection', async () => {
+    const first = await connectAgent();
+    let printed = '';
+    const running = runCommand(first, 'echo $$; exec sleep 100', { onStdout: (chunk) => (printed += chunk) });
+    running.catch(() => undefined);
+    await until(() => printed.endsWith('\n'));
+    const pid = Number(printed.trim());
+    assert.ok(alive(pid));
+    first.close();
+    const second = await connectAgent();
+    try {
+      await until(() => !alive(pid));
+      assert.equal((await runCommand(second, ['true'])).exitCode, 0);
+    } finally {
+      second.close();
+    }
+  });
+
+  it('refuses a version it does not speak, then still accepts a good HELLO', async () => {
+    const socket = await nextConnection();
+    const decoder = new FrameDecoder();
+    const replies: Array<{ type: number; payload: Buffer }> = [];
+    socket.on('data', (data: Buffer) => replies.push(...decoder.push(data)));
+    socket.write(encodeFrame(MsgType.HELLO, 0, new PayloadWriter().u32(90).u32(99).finish()));
+    await until(() => replies.length === 1);
+    const refusal = new PayloadReader(replies[0]!.payload, 'ERROR');
+    assert.equal(replies[0]!.type, MsgType.ERROR);
+    assert.equal(refusal.u32(), ErrorCode.UNSUPPORTED_VERSION);
+    socket.write(encodeFrame(MsgType.HELLO, 0, new PayloadWriter().u32(1).u32(1).finish()));
+    await until(() => replies.length === 2);
+    assert.equal(replies[1]!.type, MsgType.HELLO_OK);
+    socket.destroy();
+  });
+
+  it('answers an oversized frame with a connection-level protocol error and ends the connection', async () => {
+    const connection = await connectAgent();
+    const closed = new Promise<Error>((resolve) => connection.once('close', resolve));
+    const evil = Buffer.alloc(12);
+    evil.writeUInt32LE(0xffffffff, 0);
+    evil.writeUInt8(MsgType.PING, 4);
+    evil.writeUInt32LE(1, 8);
+    // Reach past the client's own checks: this is what a broken or hostile host would send.
+    (connection as unknown as { transport: Socket }).transport.write(evil);
+    const error = await closed;
+    assert.ok(error instanceof ProtocolError && /protocol error/.test(error.message), String(error));
+  });
+});
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(condition(), 'condition not reached within 2 s');
+}
