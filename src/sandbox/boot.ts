@@ -67,3 +67,24 @@ export async function connectAgentWithin(
     if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
 }
+
+/** How long one reconnect attempt waits for the handshake before trying a fresh connection. */
+const RECONNECT_ATTEMPT_MS = 3000;
+
+/**
+ * Reaches the agent of a VM that is already up (a detached sandbox). A host that disconnected and reconnected in
+ * quick succession can race the agent's reset, so an unanswered handshake is retried on a fresh connection
+ * (each new connection makes the agent start over) until `timeoutMs` has passed.
+ */
+export async function reconnectAgent(instance: VmInstance, timeoutMs: number): Promise<AgentConnection> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const attemptMs = Math.max(1000, Math.min(RECONNECT_ATTEMPT_MS, deadline - Date.now()));
+    try {
+      return await connectAgentWithin(instance, attemptMs);
+    } catch (error) {
+      const retriable = error instanceof SandboxBootError && instance.state.kind !== 'exited';
+      if (!retriable || Date.now() + 1000 > deadline) throw error;
+    }
+  }
+}

@@ -6,7 +6,7 @@ import type { VmInstance } from '../core/hypervisor.js';
 import { readVmRecord } from '../core/vm-record.js';
 import { backendByName, selectBackend } from '../backends/index.js';
 import { resolveImage } from '../image/index.js';
-import { connectAgentWithin } from './boot.js';
+import { connectAgentWithin, reconnectAgent } from './boot.js';
 import { type Command, CommandHandle, type ExecOptions, type SpawnOptions, runCommand } from './command.js';
 import type { ExecResult } from './exec-result.js';
 import { SandboxFiles } from './files.js';
@@ -61,7 +61,7 @@ export class Sandbox implements AsyncDisposable {
   static async connect(id: string): Promise<Sandbox> {
     const record = readVmRecord(id);
     const instance = await backendByName(record.backend).attach(id);
-    return new Sandbox(instance, await connectAgentWithin(instance, RECONNECT_TIMEOUT_MS));
+    return new Sandbox(instance, await reconnectAgent(instance, RECONNECT_TIMEOUT_MS));
   }
 
   get id(): string {
