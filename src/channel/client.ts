@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { ChannelClosedError, GuestError, JitvmError, ProtocolError } from '../core/errors.js';
-import { type Frame, FrameDecoder, encodeFrame } from './codec.js';
+import { type Frame, FrameDecoder, encodeHeader } from './codec.js';
 import { ErrorCode, MIN_PROTOCOL_VERSION, MsgType, PROTOCOL_VERSION, MAX_STREAMS } from './protocol.js';
 import { PayloadReader, PayloadWriter } from './wire.js';
 
@@ -91,9 +91,18 @@ export class AgentConnection extends EventEmitter {
     this.handlers.delete(stream);
   }
 
+  /** Queues one frame. Header and payload are written separately (one writev), so bulk data is never copied. */
   send(type: number, stream: number, payload?: Buffer, flags = 0): void {
     if (this.closedWith) throw this.closedWith;
-    this.transport.write(encodeFrame(type, stream, payload, flags));
+    const header = encodeHeader(type, stream, payload?.length ?? 0, flags);
+    if (!payload || payload.length === 0) {
+      this.transport.write(header);
+      return;
+    }
+    this.transport.cork();
+    this.transport.write(header);
+    this.transport.write(payload);
+    process.nextTick(() => this.transport.uncork());
   }
 
   /** Sends a one-shot request and resolves with its terminal reply frame (OK, STAT_RESULT…); ERROR rejects. */

@@ -37,7 +37,7 @@ function toArgv(command: Command): string[] {
 
 async function* chunksOf(source: StdinSource): AsyncIterable<Buffer> {
   if (typeof source === 'string' || Buffer.isBuffer(source)) {
-    yield Buffer.from(source);
+    yield typeof source === 'string' ? Buffer.from(source) : source;
     return;
   }
   for await (const chunk of source) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
@@ -99,7 +99,7 @@ export class CommandHandle {
 
   /** Writes to the command's stdin (waits for the guest's credit). */
   sendStdin(data: string | Buffer): Promise<void> {
-    return this.process.writeStdin(Buffer.from(data));
+    return this.process.writeStdin(typeof data === 'string' ? Buffer.from(data) : data);
   }
 
   /** Closes the command's stdin. */

@@ -22,16 +22,23 @@ export class SandboxFiles {
     data: string | Buffer | Readable | AsyncIterable<Buffer>,
     options: WriteFileOptions = {},
   ): Promise<number> {
-    const source = typeof data === 'string' || Buffer.isBuffer(data) ? [Buffer.from(data)] : data;
+    const source = typeof data === 'string' ? [Buffer.from(data)] : Buffer.isBuffer(data) ? [data] : data;
     return files.writeFile(this.connection(), path, source, { mode: options.mode, mkdirs: options.mkdirs ?? true });
   }
 
   /** Reads a whole file into memory. */
   async read(path: string): Promise<Buffer> {
-    const { content } = await files.readFile(this.connection(), path);
-    const chunks: Buffer[] = [];
-    for await (const chunk of content) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    const { size, content } = await files.readFile(this.connection(), path);
+    // Sized from the agent's answer, so each byte is copied once; bytes past it (a growing file, or a /proc file
+    // that reports size 0) are appended in order.
+    const sized = Buffer.allocUnsafe(size);
+    let filled = 0;
+    const overflow: Buffer[] = [];
+    for await (const chunk of content as AsyncIterable<Buffer>) {
+      if (overflow.length === 0 && filled + chunk.length <= size) filled += chunk.copy(sized, filled);
+      else overflow.push(chunk);
+    }
+    return overflow.length === 0 ? sized.subarray(0, filled) : Buffer.concat([sized.subarray(0, filled), ...overflow]);
   }
 
   /** Opens a file as a stream (for files too big to hold in memory), with its size and mode. */
