@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildQemuArgs, qemuBinary } from '../src/backends/qemu/args.js';
+import { buildQemuArgs, qemuBinary, runtimePaths } from '../src/backends/qemu/args.js';
 import { encodeFrame } from '../src/channel/codec.js';
 import { MsgType } from '../src/channel/protocol.js';
 import { PayloadWriter } from '../src/channel/wire.js';
@@ -21,9 +21,13 @@ export interface RawVm {
   stop(): Promise<void>;
 }
 
+const CONNECT_DEADLINE_MS = 30_000;
+
 async function connectWhenReady(path: string, child: ChildProcess): Promise<Socket> {
+  const deadline = Date.now() + CONNECT_DEADLINE_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error('raw QEMU exited before its socket appeared');
+    if (Date.now() > deadline) throw new Error(`raw QEMU's socket did not appear in ${CONNECT_DEADLINE_MS} ms`);
     try {
       return await new Promise<Socket>((resolve, reject) => {
         const socket = connect(path);
@@ -42,27 +46,30 @@ export async function launchRawVm(kernel: string, initrd: string, kernelArgs: st
   const accelerator = chooseAccelerator(config.arch).accelerator;
   const binary = findOnPath(qemuBinary(config.arch)) as string;
   const dir = mkdtempSync(join(tmpdir(), 'jitvm-raw-'));
-  const paths = {
-    qmpSocket: join(dir, 'qmp.sock'),
-    agentSocket: join(dir, 'agent.sock'),
-    consoleLog: join(dir, 'console.log'),
-    vmmLog: join(dir, 'vmm.log'),
-  };
+  const paths = runtimePaths(dir);
   const args = buildQemuArgs({ config, accelerator, paths, seccomp: await qemuHasSeccomp(binary), name: 'jitvm-raw' });
   const launchedAt = performance.now();
   const child = spawn(binary, args, { stdio: 'ignore' });
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  const socket = await connectWhenReady(paths.agentSocket, child);
-  return {
-    socket,
-    launchedAt,
-    stop: async () => {
-      socket.destroy();
-      child.kill('SIGKILL');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
+  const stop = async (): Promise<void> => {
+    child.kill('SIGKILL');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
   };
+  try {
+    const socket = await connectWhenReady(paths.agentSocket, child);
+    return {
+      socket,
+      launchedAt,
+      stop: async () => {
+        socket.destroy();
+        await stop();
+      },
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 /** Reads exactly `size` bytes from the socket. */

@@ -65,6 +65,8 @@ struct stream *stream_find(uint32_t id);
 struct stream *stream_open(uint32_t id, enum stream_kind kind);
 int stream_count(void);
 void stream_close(struct stream *s);
+/* Closes *fd if open and marks it closed (-1). */
+void close_fd(int *fd);
 void streams_close_all(void);
 
 /* conn.c: frames in and out */

@@ -102,6 +102,17 @@ static int continuation(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
     return -1;
 }
 
+/* The host abandons a stream: its files are closed, its process group killed, and nothing more is said about it. */
+static int cancel(uint32_t id, size_t len)
+{
+    if (len != 0)
+        return -1;
+    struct stream *s = id ? stream_find(id) : NULL;
+    if (s)
+        stream_close(s);
+    return 0;
+}
+
 /* Requests open a stream; returns -1 when the payload is malformed. */
 static int request(uint8_t type, uint32_t id, const uint8_t *p, size_t len)
 {
@@ -161,6 +172,9 @@ void dispatch_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t *p, 
     case MSG_STDIN:
     case MSG_FILE_DATA:
         rc = continuation(type, flags, id, p, len);
+        break;
+    case MSG_CANCEL:
+        rc = cancel(id, len);
         break;
     case MSG_PING:
     case MSG_EXEC:

@@ -150,13 +150,6 @@ static void report_failure(uint32_t id, const struct request *q, struct exec_fai
         send_error(id, ERR_INTERNAL, "cannot set up the process: %s", strerror(f.err));
 }
 
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 static void set_nonblock(int fd)
 {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);

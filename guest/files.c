@@ -36,14 +36,17 @@ int file_write_start(uint32_t id, const uint8_t *p, size_t len)
         send_errno(id, errno, path);  /* fchmod: the exact mode, whatever the umask */
         close(fd);
         fd = -1;
+    } else if (!S_ISREG(st.st_mode)) {
+        /* A FIFO or device could block the single-threaded agent on write. */
+        send_error(id, ERR_INVALID_ARGUMENT, "%s: not a regular file", path);
+        close(fd);
+        fd = -1;
     }
     free(where);
     if (fd < 0) {
         free(path);
         return 0;
     }
-    /* A FIFO or device was opened non-blocking only so that open() cannot hang; writes block as usual. */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     struct stream *s = stream_open(id, ST_FILE_WRITE);
     s->f.fd = fd;
     s->f.path = path;
@@ -66,7 +69,8 @@ static int write_all(int fd, const uint8_t *data, size_t len)
 
 int file_data(struct stream *s, uint8_t flags, const uint8_t *data, size_t len)
 {
-    /* Each chunk is written and granted back at once, so a frame (<= MAX_PAYLOAD) always fits the window. */
+    /* Each chunk is written before the next frame is read and granted back at once, so nothing is ever buffered
+     * here and a frame (<= MAX_PAYLOAD) always fits the window. */
     struct file_state *f = &s->f;
     if (write_all(f->fd, data, len) < 0) {
         send_errno(s->id, errno, f->path);

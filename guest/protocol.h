@@ -26,6 +26,7 @@
 #define MSG_SIGNAL 21
 #define MSG_EXIT 22
 #define MSG_WINDOW 23
+#define MSG_CANCEL 24
 #define MSG_FILE_WRITE 32
 #define MSG_FILE_READ 33
 #define MSG_FILE_DATA 34

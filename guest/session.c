@@ -11,7 +11,7 @@
 
 #define TIMEOUT_GRACE_MS 1000
 
-static void close_fd(int *fd)
+void close_fd(int *fd)
 {
     if (*fd >= 0)
         close(*fd);

@@ -2,7 +2,16 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { ChannelClosedError, GuestError, JitvmError, ProtocolError } from '../core/errors.js';
 import { type Frame, FrameDecoder, encodeHeader } from './codec.js';
-import { ErrorCode, MIN_PROTOCOL_VERSION, MsgType, PROTOCOL_VERSION, MAX_STREAMS } from './protocol.js';
+import {
+  Capability,
+  ErrorCode,
+  INITIAL_WINDOW,
+  MAX_PAYLOAD,
+  MAX_STREAMS,
+  MIN_PROTOCOL_VERSION,
+  MsgType,
+  PROTOCOL_VERSION,
+} from './protocol.js';
 import { PayloadReader, PayloadWriter } from './wire.js';
 
 /** Receives the frames of one open stream, and its end when the connection goes. */
@@ -27,7 +36,16 @@ export function decodeGuestError(payload: Buffer): GuestError {
   const reader = new PayloadReader(payload, 'ERROR');
   const code = reader.u32();
   const message = reader.str();
+  reader.end();
   return new GuestError(errorNames.get(code) ?? `code ${code}`, message);
+}
+
+/** Reads an OK payload's value. */
+export function decodeOk(payload: Buffer): bigint {
+  const reader = new PayloadReader(payload, 'OK');
+  const value = reader.u64();
+  reader.end();
+  return value;
 }
 
 /**
@@ -39,7 +57,7 @@ export class AgentConnection extends EventEmitter {
   private readonly handlers = new Map<number, StreamHandler>();
   private nextStream = 1;
   private closedWith: Error | undefined;
-  info: AgentInfo | undefined;
+  private agentInfo: AgentInfo | undefined;
 
   constructor(private readonly transport: Duplex) {
     super();
@@ -70,8 +88,23 @@ export class AgentConnection extends EventEmitter {
     if (info.version < MIN_PROTOCOL_VERSION || info.version > PROTOCOL_VERSION) {
       throw this.protocolFailure(`agent chose protocol version ${info.version}, which this host does not speak`);
     }
-    this.info = info;
+    // Limits are fixed per protocol version and capabilities are all required in version 1: check them once here.
+    if (info.maxPayload !== MAX_PAYLOAD || info.initialWindow !== INITIAL_WINDOW) {
+      throw this.protocolFailure(
+        `agent limits (payload ${info.maxPayload}, window ${info.initialWindow}) differ from version ${info.version}'s`,
+      );
+    }
+    const required = Capability.EXEC | Capability.FILES | Capability.SIGNAL | Capability.SHUTDOWN;
+    if ((info.capabilities & required) !== required) {
+      throw this.protocolFailure(`agent lacks required capabilities (has 0x${info.capabilities.toString(16)})`);
+    }
+    this.agentInfo = info;
     return info;
+  }
+
+  /** What the agent said in the handshake; undefined before it. */
+  get info(): AgentInfo | undefined {
+    return this.agentInfo;
   }
 
   /** Allocates a stream id and routes its frames to `handler`. */
@@ -105,14 +138,19 @@ export class AgentConnection extends EventEmitter {
     process.nextTick(() => this.transport.uncork());
   }
 
-  /** Sends a one-shot request and resolves with its terminal reply frame (OK, STAT_RESULT…); ERROR rejects. */
-  request(type: number, payload: Buffer, collect?: (frame: Frame) => boolean): Promise<Frame> {
+  /**
+   * Sends a one-shot request and resolves with its terminal reply of type `reply` (`collect` sees each reply and
+   * says which is the last); ERROR rejects, any other type is a protocol error.
+   */
+  request(type: number, payload: Buffer, reply: MsgType, collect?: (frame: Frame) => boolean): Promise<Frame> {
     return new Promise<Frame>((resolve, reject) => {
       const stream = this.open({
         onFrame: (frame) => {
           if (frame.type === MsgType.ERROR) {
             this.release(stream);
             reject(decodeGuestError(frame.payload));
+          } else if (frame.type !== reply) {
+            throw new ProtocolError(`expected message type ${reply} in reply to ${type}, got ${frame.type}`);
           } else if (!collect || collect(frame)) {
             this.release(stream);
             resolve(frame);

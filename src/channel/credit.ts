@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream';
-import { DATA_CHUNK, INITIAL_WINDOW } from './protocol.js';
+import { ProtocolError } from '../core/errors.js';
+import { DATA_CHUNK, INITIAL_WINDOW, type WindowChannel } from './protocol.js';
+import { PayloadReader, PayloadWriter } from './wire.js';
 
 /** Credit is returned in batches of a quarter window: fewer WINDOW frames, and the sender never runs dry. */
 const GRANT_BATCH = INITIAL_WINDOW / 4;
@@ -19,6 +21,11 @@ export class SendCredit {
     const waiters = this.waiters;
     this.waiters = [];
     for (const waiter of waiters) waiter.resolve();
+  }
+
+  /** Whether the channel was failed (refused, closed): no more data may be sent. */
+  get failed(): boolean {
+    return this.failure !== undefined;
   }
 
   fail(error: Error): void {
@@ -44,31 +51,66 @@ export class SendCredit {
 
 /**
  * Receive side of one data channel as a Node Readable. Bytes are granted back to the sender once the consumer has
- * taken them (push accepted, or the consumer asked for more), so a slow reader stops the guest rather than
- * growing host memory.
+ * taken them, in quarter-window batches, so a slow reader stops the guest rather than growing host memory. The
+ * peer is held to its window: data beyond it, or after the end, is a ProtocolError (which closes the connection).
  */
 export class CreditedReadable extends Readable {
   private owed = 0;
+  private allowed = INITIAL_WINDOW;
+  private ended = false;
 
-  constructor(private readonly sendGrant: (bytes: number) => void) {
+  constructor(
+    private readonly what: string,
+    private readonly sendGrant: (bytes: number) => void,
+  ) {
     super({ highWaterMark: DATA_CHUNK * 4 });
   }
 
   override _read(): void {
-    this.flush();
+    if (this.owed >= GRANT_BATCH) this.flush();
   }
 
-  /** Delivers one data frame's bytes. The payload is a view of a buffer the decoder never reuses, so no copy. */
+  /** Delivers one data frame's bytes (the decoder never reuses a payload, so no copy). */
   deliver(data: Buffer): void {
+    if (this.ended) throw new ProtocolError(`${this.what}: data after its end`);
+    if (data.length > this.allowed) throw new ProtocolError(`${this.what}: the peer sent beyond its window`);
     if (data.length === 0) return;
+    this.allowed -= data.length;
     this.owed += data.length;
     if (this.push(data) && this.owed >= GRANT_BATCH) this.flush();
   }
 
+  /** The sender's end of this channel (FIN). */
+  receiveEnd(): void {
+    if (this.ended) throw new ProtocolError(`${this.what}: ended twice`);
+    this.ended = true;
+    this.push(null);
+  }
+
+  /** Whether the sender has ended this channel. */
+  get senderEnded(): boolean {
+    return this.ended;
+  }
+
   private flush(): void {
-    if (this.owed === 0) return;
     const bytes = this.owed;
     this.owed = 0;
+    this.allowed += bytes;
     this.sendGrant(bytes);
   }
+}
+
+/** A WINDOW payload granting `bytes` more on `channel`. */
+export function encodeWindow(channel: WindowChannel, bytes: number): Buffer {
+  return new PayloadWriter().u8(channel).u32(bytes).finish();
+}
+
+/** Reads a WINDOW payload and checks it names the channel this stream expects. */
+export function decodeWindow(payload: Buffer, expected: WindowChannel): number {
+  const reader = new PayloadReader(payload, 'WINDOW');
+  const channel = reader.u8();
+  const increment = reader.u32();
+  reader.end();
+  if (channel !== expected) throw new ProtocolError(`WINDOW for channel ${channel} on a stream expecting ${expected}`);
+  return increment;
 }

@@ -1,8 +1,8 @@
 import { constants as osConstants } from 'node:os';
-import { GuestError, ProtocolError } from '../core/errors.js';
+import { JitvmError, ProtocolError } from '../core/errors.js';
 import type { Frame } from './codec.js';
 import { type AgentConnection, decodeGuestError } from './client.js';
-import { CreditedReadable, SendCredit } from './credit.js';
+import { CreditedReadable, SendCredit, decodeWindow, encodeWindow } from './credit.js';
 import { DATA_CHUNK, ExecFlag, ExitReason, FLAG_FIN, INITIAL_WINDOW, MsgType, WindowChannel } from './protocol.js';
 import { PayloadReader, PayloadWriter } from './wire.js';
 
@@ -78,9 +78,10 @@ export class ExecProcess {
     private readonly connection: AgentConnection,
     request: ExecRequest,
   ) {
-    const grant = (channel: number) => (bytes: number) => this.grant(channel, bytes);
-    this.stdout = new CreditedReadable(grant(WindowChannel.STDOUT));
-    this.stderr = new CreditedReadable(grant(WindowChannel.STDERR));
+    const payload = encodeExec(request);
+    const grant = (channel: WindowChannel) => (bytes: number) => this.grant(channel, bytes);
+    this.stdout = new CreditedReadable('stdout', grant(WindowChannel.STDOUT));
+    this.stderr = new CreditedReadable('stderr', grant(WindowChannel.STDERR));
     let startedResolve!: (pid: number) => void;
     let startedReject!: (error: Error) => void;
     this.started = new Promise((resolve, reject) => ((startedResolve = resolve), (startedReject = reject)));
@@ -98,7 +99,7 @@ export class ExecProcess {
     this.started.catch(() => undefined);
     this.exit.catch(() => undefined);
     this.stream = connection.open({ onFrame: (frame) => this.onFrame(frame), onClose: (error) => this.fail(error) });
-    connection.send(MsgType.EXEC, this.stream, encodeExec(request));
+    connection.send(MsgType.EXEC, this.stream, payload);
   }
 
   /** Streams bytes to the process's stdin, waiting for the agent's credit; resolves once all were sent. */
@@ -136,7 +137,7 @@ export class ExecProcess {
       case MsgType.STDERR: {
         const target = frame.type === MsgType.STDOUT ? this.stdout : this.stderr;
         target.deliver(frame.payload);
-        if (frame.flags & FLAG_FIN) target.push(null);
+        if (frame.flags & FLAG_FIN) target.receiveEnd();
         return;
       }
       case MsgType.WINDOW:
@@ -144,7 +145,9 @@ export class ExecProcess {
         return;
       case MsgType.EXIT: {
         const exit = decodeExit(frame.payload);
-        this.finish();
+        if (!this.stdout.senderEnded || !this.stderr.senderEnded)
+          throw new ProtocolError('EXIT before both outputs ended');
+        this.finish(new JitvmError('invalid_state', 'the process has exited; its stdin is closed'));
         this.settle.exit(exit);
         return;
       }
@@ -156,31 +159,22 @@ export class ExecProcess {
     }
   }
 
-  private grant(channel: number, bytes: number): void {
+  private grant(channel: WindowChannel, bytes: number): void {
     if (this.finished || this.connection.closed) return;
-    this.connection.send(MsgType.WINDOW, this.stream, new PayloadWriter().u8(channel).u32(bytes).finish());
+    this.connection.send(MsgType.WINDOW, this.stream, encodeWindow(channel, bytes));
   }
 
-  private finish(): void {
+  /** Forgets the stream; a pending or later stdin write fails with `reason`. */
+  private finish(reason: Error): void {
     this.finished = true;
     this.connection.release(this.stream);
-    this.stdinCredit.fail(new GuestError('INVALID_ARGUMENT', 'the process has exited; stdin is closed'));
+    this.stdinCredit.fail(reason);
   }
 
   private fail(error: Error): void {
     if (this.finished) return;
-    this.finish();
+    this.finish(error);
     for (const output of [this.stdout, this.stderr]) if (!output.readableEnded) output.destroy();
     this.settle.fail(error);
   }
-}
-
-/** Reads a WINDOW payload and checks it names the channel this stream expects. */
-export function decodeWindow(payload: Buffer, expected: number): number {
-  const reader = new PayloadReader(payload, 'WINDOW');
-  const channel = reader.u8();
-  const increment = reader.u32();
-  reader.end();
-  if (channel !== expected) throw new ProtocolError(`WINDOW for channel ${channel} on a stream expecting ${expected}`);
-  return increment;
 }

@@ -1,9 +1,8 @@
 import type { Readable } from 'node:stream';
 import { ProtocolError } from '../core/errors.js';
 import type { Frame } from './codec.js';
-import { type AgentConnection, decodeGuestError } from './client.js';
-import { CreditedReadable, SendCredit } from './credit.js';
-import { decodeWindow } from './exec-process.js';
+import { type AgentConnection, decodeGuestError, decodeOk } from './client.js';
+import { CreditedReadable, SendCredit, decodeWindow, encodeWindow } from './credit.js';
 import {
   DATA_CHUNK,
   EntryType,
@@ -49,44 +48,45 @@ function readEntry(reader: PayloadReader): FileEntry {
 
 const pathPayload = (path: string): Buffer => new PayloadWriter().str(path).finish();
 
-/** Writes `source` to `path` in the guest, streaming within the agent's credit. Resolves with bytes written. */
-export function writeFile(
+/**
+ * Writes `source` to `path` in the guest, streaming within the agent's credit. Resolves with the bytes written.
+ * If `source` fails, the upload is cancelled (the guest closes the partial file) and the source's error is thrown.
+ */
+export async function writeFile(
   connection: AgentConnection,
   path: string,
   source: AsyncIterable<Buffer> | Iterable<Buffer>,
   options: { mode?: number; mkdirs?: boolean } = {},
 ): Promise<number> {
-  const credit = new SendCredit(INITIAL_WINDOW);
-  let stream = 0;
-  const done = new Promise<number>((resolve, reject) => {
-    const fail = (error: Error): void => {
-      connection.release(stream);
-      credit.fail(error);
-      reject(error);
-    };
-    stream = connection.open({
-      onFrame: (frame) => {
-        if (frame.type === MsgType.WINDOW) credit.grant(decodeWindow(frame.payload, WindowChannel.FILE));
-        else if (frame.type === MsgType.ERROR) fail(decodeGuestError(frame.payload));
-        else if (frame.type === MsgType.OK) {
-          connection.release(stream);
-          resolve(Number(new PayloadReader(frame.payload, 'OK').u64()));
-        } else throw new ProtocolError(`unexpected message type ${frame.type} on a file write`);
-      },
-      onClose: fail,
-    });
-  });
   const flags = options.mkdirs ? FileWriteFlag.MKDIRS : 0;
-  connection.send(
-    MsgType.FILE_WRITE,
-    stream,
-    new PayloadWriter()
-      .u32(options.mode ?? 0o644)
-      .u32(flags)
-      .str(path)
-      .finish(),
-  );
-  const pump = async (): Promise<void> => {
+  const request = new PayloadWriter()
+    .u32(options.mode ?? 0o644)
+    .u32(flags)
+    .str(path)
+    .finish();
+  const credit = new SendCredit(INITIAL_WINDOW);
+  let settle!: { resolve: (bytes: number) => void; reject: (error: Error) => void };
+  const done = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
+  // The agent can refuse while we are still sending; the caller sees that when it awaits `done` below.
+  done.catch(() => undefined);
+  const fail = (error: Error): void => {
+    connection.release(stream);
+    credit.fail(error);
+    settle.reject(error);
+  };
+  const stream = connection.open({
+    onFrame: (frame) => {
+      if (frame.type === MsgType.WINDOW) credit.grant(decodeWindow(frame.payload, WindowChannel.FILE));
+      else if (frame.type === MsgType.ERROR) fail(decodeGuestError(frame.payload));
+      else if (frame.type === MsgType.OK) {
+        connection.release(stream);
+        settle.resolve(Number(decodeOk(frame.payload)));
+      } else throw new ProtocolError(`unexpected message type ${frame.type} on a file write`);
+    },
+    onClose: fail,
+  });
+  connection.send(MsgType.FILE_WRITE, stream, request);
+  try {
     for await (const chunk of source) {
       for (let offset = 0; offset < chunk.length;) {
         const size = await credit.take(Math.min(DATA_CHUNK, chunk.length - offset));
@@ -95,36 +95,50 @@ export function writeFile(
       }
     }
     connection.send(MsgType.FILE_DATA, stream, undefined, FLAG_FIN);
-  };
-  // A refusal from the agent fails the credit, which ends the pump; the refusal itself is what the caller sees.
-  return Promise.all([done, pump().catch(() => undefined)]).then(([bytes]) => bytes);
+  } catch (error) {
+    // A refusal from the agent or a lost channel already failed the credit: `done` carries that error.
+    if (!credit.failed) {
+      if (!connection.closed) connection.send(MsgType.CANCEL, stream);
+      fail(error as Error);
+    }
+  }
+  return done;
 }
 
-/** Opens a guest file for reading: its size and mode, and its bytes as a flow-controlled stream. */
-export function readFile(
+/**
+ * Opens a guest file for reading: its size and mode, and its bytes as a flow-controlled stream. Destroying the
+ * stream before its end cancels the read in the guest.
+ */
+export async function readFile(
   connection: AgentConnection,
   path: string,
 ): Promise<{ size: number; mode: number; content: Readable }> {
+  const request = pathPayload(path);
   return new Promise((resolve, reject) => {
     let content: CreditedReadable | undefined;
+    const abandon = (): void => {
+      if (!content?.senderEnded && !connection.closed) connection.send(MsgType.CANCEL, stream);
+      connection.release(stream);
+    };
     const stream = connection.open({
       onFrame: (frame: Frame) => {
-        if (frame.type === MsgType.FILE_READ_OK) {
+        if (frame.type === MsgType.FILE_READ_OK && !content) {
           const reader = new PayloadReader(frame.payload, 'FILE_READ_OK');
           const size = Number(reader.u64());
           const mode = reader.u32();
           reader.end();
-          content = new CreditedReadable((bytes) => {
-            if (!connection.closed && !content?.readableEnded) {
-              connection.send(MsgType.WINDOW, stream, new PayloadWriter().u8(WindowChannel.FILE).u32(bytes).finish());
+          content = new CreditedReadable('file data', (bytes) => {
+            if (!connection.closed && !content?.senderEnded) {
+              connection.send(MsgType.WINDOW, stream, encodeWindow(WindowChannel.FILE, bytes));
             }
           });
+          content.once('close', abandon);
           resolve({ size, mode, content });
         } else if (frame.type === MsgType.FILE_DATA && content) {
           content.deliver(frame.payload);
           if (frame.flags & FLAG_FIN) {
             connection.release(stream);
-            content.push(null);
+            content.receiveEnd();
           }
         } else if (frame.type === MsgType.ERROR) {
           connection.release(stream);
@@ -134,19 +148,18 @@ export function readFile(
       },
       onClose: (error) => (content ? content.destroy(error) : reject(error)),
     });
-    connection.send(MsgType.FILE_READ, stream, pathPayload(path));
+    connection.send(MsgType.FILE_READ, stream, request);
   });
 }
 
 /** Creates a directory and its missing parents (mkdir -p). */
 export async function mkdir(connection: AgentConnection, path: string, mode = 0o755): Promise<void> {
-  await connection.request(MsgType.MKDIR, new PayloadWriter().u32(mode).str(path).finish());
+  await connection.request(MsgType.MKDIR, new PayloadWriter().u32(mode).str(path).finish(), MsgType.OK);
 }
 
 /** Stats a path without following a final symlink. */
 export async function stat(connection: AgentConnection, path: string): Promise<FileEntry> {
-  const frame = await connection.request(MsgType.STAT, pathPayload(path));
-  if (frame.type !== MsgType.STAT_RESULT) throw new ProtocolError(`expected STAT_RESULT, got type ${frame.type}`);
+  const frame = await connection.request(MsgType.STAT, pathPayload(path), MsgType.STAT_RESULT);
   const reader = new PayloadReader(frame.payload, 'STAT_RESULT');
   const entry = readEntry(reader);
   reader.end();
@@ -156,8 +169,7 @@ export async function stat(connection: AgentConnection, path: string): Promise<F
 /** Lists a directory's entries (without . and ..). */
 export async function list(connection: AgentConnection, path: string): Promise<FileEntry[]> {
   const entries: FileEntry[] = [];
-  await connection.request(MsgType.LIST, pathPayload(path), (frame) => {
-    if (frame.type !== MsgType.LIST_RESULT) throw new ProtocolError(`expected LIST_RESULT, got type ${frame.type}`);
+  await connection.request(MsgType.LIST, pathPayload(path), MsgType.LIST_RESULT, (frame) => {
     const reader = new PayloadReader(frame.payload, 'LIST_RESULT');
     const count = reader.u32();
     for (let i = 0; i < count; i++) entries.push(readEntry(reader));
@@ -175,5 +187,6 @@ export async function remove(connection: AgentConnection, path: string, recursiv
       .u32(recursive ? RemoveFlag.RECURSIVE : 0)
       .str(path)
       .finish(),
+    MsgType.OK,
   );
 }

@@ -37,6 +37,7 @@ export const MsgType = {
   SIGNAL: 0x15,
   EXIT: 0x16,
   WINDOW: 0x17,
+  CANCEL: 0x18,
   FILE_WRITE: 0x20,
   FILE_READ: 0x21,
   FILE_DATA: 0x22,

@@ -1,4 +1,4 @@
-import { ProtocolError } from '../core/errors.js';
+import { InvalidArgumentError, ProtocolError } from '../core/errors.js';
 import { MAX_PAYLOAD } from './protocol.js';
 
 /** Builds a payload: little-endian integers and length-prefixed strings, as docs/protocol.md defines. */
@@ -25,7 +25,11 @@ export class PayloadWriter {
 
   /** A u32 byte length then UTF-8 bytes. NUL bytes are refused: the agent passes strings to C APIs. */
   str(value: string): this {
-    if (value.includes('\0')) throw new ProtocolError('strings sent to the agent may not contain NUL bytes');
+    if (value.includes('\0')) {
+      throw new InvalidArgumentError(
+        `${JSON.stringify(value)} contains a NUL byte, which paths, arguments and env cannot hold`,
+      );
+    }
     const bytes = Buffer.from(value, 'utf8');
     return this.u32(bytes.length).push(bytes);
   }

@@ -90,13 +90,20 @@ export class ProtocolError extends JitvmError {
   }
 }
 
+/** Agent error codes that have a jitvm code of their own; the rest are `guest_error`. */
+const GUEST_CODES: Partial<Record<string, ErrorCode>> = {
+  NOT_FOUND: 'not_found',
+  INVALID_ARGUMENT: 'invalid_argument',
+  UNSUPPORTED: 'unsupported',
+};
+
 /** The agent refused a request; `guestCode` is the protocol error code name (NOT_FOUND, PERMISSION…). */
 export class GuestError extends JitvmError {
   constructor(
     readonly guestCode: string,
     message: string,
   ) {
-    super(guestCode === 'NOT_FOUND' ? 'not_found' : 'guest_error', message);
+    super(GUEST_CODES[guestCode] ?? 'guest_error', message);
   }
 }
 
@@ -112,11 +119,4 @@ export class CancelledError extends JitvmError {
   constructor(message = 'the operation was cancelled') {
     super('cancelled', message);
   }
-}
-
-/** Wraps anything thrown by a dependency into a JitvmError, keeping the cause. */
-export function asJitvmError(error: unknown, fallback: ErrorCode = 'internal'): JitvmError {
-  if (error instanceof JitvmError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new JitvmError(fallback, message, { cause: error });
 }

@@ -112,7 +112,7 @@ export class CommandHandle {
     this.process.kill(signal);
   }
 
-  /** Resolves with the exit once the command ended and its output was consumed. */
+  /** Resolves with the exit once the command ended and the guest sent all its output (it may still be unread here). */
   wait(): Promise<ExecExit> {
     return this.process.exit;
   }

@@ -61,7 +61,12 @@ export class Sandbox implements AsyncDisposable {
   static async connect(id: string): Promise<Sandbox> {
     const record = readVmRecord(id);
     const instance = await backendByName(record.backend).attach(id);
-    return new Sandbox(instance, await reconnectAgent(instance, RECONNECT_TIMEOUT_MS));
+    try {
+      return new Sandbox(instance, await reconnectAgent(instance, RECONNECT_TIMEOUT_MS));
+    } catch (error) {
+      instance.release();
+      throw error;
+    }
   }
 
   get id(): string {
@@ -84,7 +89,7 @@ export class Sandbox implements AsyncDisposable {
   /** Round trip to the agent, in milliseconds. */
   async ping(payload: Buffer = Buffer.alloc(0)): Promise<number> {
     const started = performance.now();
-    const reply = await this.liveConnection().request(MsgType.PING, payload);
+    const reply = await this.liveConnection().request(MsgType.PING, payload, MsgType.PONG);
     if (!reply.payload.equals(payload)) throw new JitvmError('protocol', 'PONG did not echo the PING payload');
     return performance.now() - started;
   }
@@ -110,7 +115,7 @@ export class Sandbox implements AsyncDisposable {
 
   private async teardown(graceful: boolean): Promise<void> {
     if (graceful && !this.connection.closed) {
-      await this.connection.request(MsgType.SHUTDOWN, Buffer.alloc(0)).catch(() => undefined);
+      await this.connection.request(MsgType.SHUTDOWN, Buffer.alloc(0), MsgType.OK).catch(() => undefined);
       await this.instance.stop({ timeoutMs: GRACEFUL_STOP_TIMEOUT_MS });
     }
     this.connection.close();

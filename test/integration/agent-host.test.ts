@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { AgentConnection } from '../../src/channel/client.js';
+import { readFile, writeFile } from '../../src/channel/files.js';
 import { FrameDecoder, encodeFrame } from '../../src/channel/codec.js';
 import { ErrorCode, MsgType } from '../../src/channel/protocol.js';
 import { PayloadReader, PayloadWriter } from '../../src/channel/wire.js';
@@ -93,6 +94,21 @@ describe('the C agent in dev mode', () => {
       assert.equal((await runCommand(second, ['true'])).exitCode, 0);
     } finally {
       second.close();
+    }
+  });
+
+  it('frees the slots of abandoned reads (CANCEL), so later requests still get through', async () => {
+    const connection = await connectAgent();
+    try {
+      const path = join(dir, 'big.bin');
+      await writeFile(connection, path, [Buffer.alloc(4 * 1024 * 1024, 7)]);
+      for (let i = 0; i < 70; i++) {
+        const { content } = await readFile(connection, path);
+        content.destroy();
+      }
+      assert.equal((await runCommand(connection, ['true'])).exitCode, 0);
+    } finally {
+      connection.close();
     }
   });
 

@@ -67,4 +67,13 @@ describe('files in a real VM', { timeout: 600_000 }, () => {
       await assert.rejects(sb.files.list('/etc/hostname'), guestError('NOT_A_DIRECTORY'));
     }),
   );
+
+  it(
+    'refuses to write into a FIFO (which could block the agent) and keeps serving',
+    explained(sandbox, async (sb) => {
+      await sb.exec(['mkfifo', '/tmp/fifo']);
+      await assert.rejects(sb.files.write('/tmp/fifo', 'x'), guestError('INVALID_ARGUMENT'));
+      assert.ok((await sb.ping()) >= 0);
+    }),
+  );
 });

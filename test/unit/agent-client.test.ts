@@ -7,7 +7,8 @@ import { FrameDecoder, encodeFrame, type Frame } from '../../src/channel/codec.j
 import { ExecProcess } from '../../src/channel/exec-process.js';
 import { ErrorCode, MsgType, PROTOCOL_VERSION } from '../../src/channel/protocol.js';
 import { PayloadWriter } from '../../src/channel/wire.js';
-import { ChannelClosedError, GuestError, ProtocolError } from '../../src/core/errors.js';
+import { ChannelClosedError, GuestError, InvalidArgumentError, ProtocolError } from '../../src/core/errors.js';
+import { readFile, writeFile } from '../../src/channel/files.js';
 import { tempDir } from '../helpers/temp.js';
 
 type Script = (frame: Frame, reply: (bytes: Buffer) => void, socket: Socket) => void;
@@ -106,7 +107,7 @@ describe('agent connection against a fake agent', () => {
       handshaking((_frame, _reply, socket) => socket.destroy()),
     );
     await connection.handshake();
-    await assert.rejects(connection.request(MsgType.PING, Buffer.from('x')), ChannelClosedError);
+    await assert.rejects(connection.request(MsgType.PING, Buffer.from('x'), MsgType.PONG), ChannelClosedError);
   });
 
   it('never lets the guest send more stdout than the window allows', async (t) => {
@@ -131,4 +132,87 @@ describe('agent connection against a fake agent', () => {
     assert.ok(total <= exec.stdout.readableHighWaterMark + 65536, `granted ${total} bytes with no reader`);
     exec.kill();
   });
+
+  it('treats output after its end as a protocol error instead of crashing', async (t) => {
+    const connection = await fakeAgent(
+      t,
+      handshaking((frame, reply) => {
+        if (frame.type !== MsgType.EXEC) return;
+        reply(encodeFrame(MsgType.STDOUT, frame.stream, Buffer.from('a'), 1));
+        reply(encodeFrame(MsgType.STDOUT, frame.stream, Buffer.from('late')));
+      }),
+    );
+    await connection.handshake();
+    const exec = new ExecProcess(connection, { argv: ['x'] });
+    exec.stdout.resume();
+    await assert.rejects(exec.exit, /stdout: data after its end/);
+    assert.ok(connection.closed);
+  });
+
+  it('holds the agent to the window: output beyond it closes the connection', async (t) => {
+    const connection = await fakeAgent(
+      t,
+      handshaking((frame, reply) => {
+        if (frame.type !== MsgType.EXEC) return;
+        for (let i = 0; i < 5; i++) reply(encodeFrame(MsgType.STDERR, frame.stream, Buffer.alloc(262144)));
+      }),
+    );
+    await connection.handshake();
+    const exec = new ExecProcess(connection, { argv: ['x'] });
+    await assert.rejects(exec.exit, /stderr: the peer sent beyond its window/);
+  });
+
+  it('refuses NUL bytes as invalid input without using up stream slots', async (t) => {
+    const connection = await fakeAgent(
+      t,
+      handshaking((frame, reply) => reply(encodeFrame(MsgType.PONG, frame.stream, frame.payload))),
+    );
+    await connection.handshake();
+    for (let i = 0; i < 70; i++)
+      assert.throws(() => new ExecProcess(connection, { argv: ['a\0b'] }), InvalidArgumentError);
+    await assert.rejects(readFile(connection, 'x\0'), InvalidArgumentError);
+    assert.deepEqual(
+      (await connection.request(MsgType.PING, Buffer.from('ok'), MsgType.PONG)).payload,
+      Buffer.from('ok'),
+    );
+  });
+
+  it('cancels an upload whose source fails, and reports the source error', async (t) => {
+    const seen: number[] = [];
+    const connection = await fakeAgent(
+      t,
+      handshaking((frame) => seen.push(frame.type)),
+    );
+    await connection.handshake();
+    async function* failing(): AsyncIterable<Buffer> {
+      yield Buffer.from('part');
+      throw new Error('disk gone');
+    }
+    await assert.rejects(writeFile(connection, '/f', failing()), /disk gone/);
+    await until(() => seen.includes(MsgType.CANCEL));
+    assert.deepEqual(seen, [MsgType.FILE_WRITE, MsgType.FILE_DATA, MsgType.CANCEL]);
+  });
+
+  it('cancels a read whose consumer goes away', async (t) => {
+    const seen: number[] = [];
+    const connection = await fakeAgent(
+      t,
+      handshaking((frame, reply) => {
+        seen.push(frame.type);
+        if (frame.type === MsgType.FILE_READ) {
+          reply(encodeFrame(MsgType.FILE_READ_OK, frame.stream, new PayloadWriter().u64(10n).u32(0o644).finish()));
+          reply(encodeFrame(MsgType.FILE_DATA, frame.stream, Buffer.from('01234')));
+        }
+      }),
+    );
+    await connection.handshake();
+    const { content } = await readFile(connection, '/f');
+    content.destroy();
+    await until(() => seen.includes(MsgType.CANCEL));
+  });
 });
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(condition(), 'condition not reached within 2 s');
+}

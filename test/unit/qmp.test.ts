@@ -36,7 +36,7 @@ async function fakeQmp(t: TestContext, reply: Reply): Promise<string> {
 }
 
 describe('QMP client', () => {
-  it('negotiates, runs commands, matches replies by id and reports events', async (t) => {
+  it('negotiates, runs commands and matches replies by id, skipping events', async (t) => {
     const path = await fakeQmp(t, (command, socket) => {
       socket.write(
         JSON.stringify({ event: 'POWERDOWN', data: {}, timestamp: { seconds: 1, microseconds: 0 } }) + '\r\n',
@@ -46,10 +46,7 @@ describe('QMP client', () => {
     const client = await QmpClient.connect(path);
     t.after(() => client.close());
     assert.equal(client.version, '7.2.22');
-    const events: string[] = [];
-    client.on('event', (event: { event: string }) => events.push(event.event));
     assert.equal(await client.status(), 'running');
-    assert.deepEqual(events, ['POWERDOWN']);
   });
 
   it('turns a QMP error into VmmError with its class and description', async (t) => {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Accelerator, Arch, VmConfig } from '../../core/config.js';
 import { AGENT_PORT_NAME } from '../../channel/protocol.js';
 
@@ -8,6 +9,16 @@ export interface QemuPaths {
   readonly consoleLog: string;
   /** QEMU's own stderr (start-up errors); not on the command line but kept with the others. */
   readonly vmmLog: string;
+}
+
+/** The files of a VM's runtime dir. */
+export function runtimePaths(runtimeDir: string): QemuPaths {
+  return {
+    qmpSocket: join(runtimeDir, 'qmp.sock'),
+    agentSocket: join(runtimeDir, 'agent.sock'),
+    consoleLog: join(runtimeDir, 'console.log'),
+    vmmLog: join(runtimeDir, 'vmm.log'),
+  };
 }
 
 export interface QemuLaunch {

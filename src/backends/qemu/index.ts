@@ -11,21 +11,12 @@ import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
 import { processMatches } from '../../core/process.js';
 import { readVmRecord, writeVmRecord } from '../../core/vm-record.js';
 import { childVmmProcess, foreignVmmProcess } from '../../core/vmm-process.js';
-import { type QemuPaths, buildQemuArgs, qemuBinary } from './args.js';
+import { buildQemuArgs, qemuBinary, runtimePaths } from './args.js';
 import { qemuHasSeccomp } from './features.js';
 import { QemuInstance } from './instance.js';
 
 const QMP_CONNECT_TIMEOUT_MS = 10_000;
 const DEBIAN_PACKAGE = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm' } as const;
-
-function pathsIn(runtimeDir: string): QemuPaths {
-  return {
-    qmpSocket: join(runtimeDir, 'qmp.sock'),
-    agentSocket: join(runtimeDir, 'agent.sock'),
-    consoleLog: join(runtimeDir, 'console.log'),
-    vmmLog: join(runtimeDir, 'vmm.log'),
-  };
-}
 
 function requireBinary(config: VmConfig): string {
   const name = qemuBinary(config.arch);
@@ -124,7 +115,7 @@ export class QemuHypervisor implements Hypervisor {
     runtimeDir: string,
     detached: boolean,
   ): Promise<QemuInstance> {
-    const paths = pathsIn(runtimeDir);
+    const paths = runtimePaths(runtimeDir);
     const choice = config.accelerator
       ? { accelerator: config.accelerator, reason: `accelerator ${config.accelerator} was requested` }
       : chooseAccelerator(config.arch);
@@ -178,6 +169,6 @@ export class QemuHypervisor implements Hypervisor {
       rmSync(runtimeDir, { recursive: true, force: true });
       throw new JitvmError('not_found', `sandbox ${id} is no longer running (its VM exited); removed its leftovers`);
     }
-    return new QemuInstance(id, runtimeDir, pathsIn(runtimeDir), foreignVmmProcess(record.pid, runtimeDir));
+    return new QemuInstance(id, runtimeDir, runtimePaths(runtimeDir), foreignVmmProcess(record.pid, runtimeDir));
   }
 }

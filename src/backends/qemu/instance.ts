@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ChannelClosedError, JitvmError } from '../../core/errors.js';
+import { ChannelClosedError, JitvmError, VmmError } from '../../core/errors.js';
 import type { StopOptions, VmExit, VmInstance, VmState } from '../../core/hypervisor.js';
 import { readConsoleTail } from '../../core/console-log.js';
 import { delay } from '../../core/process.js';
@@ -82,6 +82,8 @@ export class QemuInstance implements VmInstance {
         await delay(10);
       }
     }
+    const status = await this.qmp.status();
+    if (status !== 'running') throw new VmmError(`QEMU started but the VM is ${status}, not running`);
     if (this.currentState.kind === 'starting') this.currentState = { kind: 'running' };
   }
 

@@ -15,11 +15,6 @@ const replySchema = z.union([
   z.object({ event: z.string(), data: z.unknown().optional(), timestamp: z.unknown().optional() }),
 ]);
 
-export interface QmpEvent {
-  readonly event: string;
-  readonly data: unknown;
-}
-
 interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
@@ -27,7 +22,7 @@ interface Pending {
 
 /**
  * A small typed QEMU Machine Protocol client over a Unix socket: greeting, capabilities negotiation, commands
- * matched to replies by id, and events. Emits 'event' (QmpEvent) and 'close'.
+ * matched to replies by id. Emits 'close' once the connection is gone.
  */
 export class QmpClient extends EventEmitter {
   private buffer = '';
@@ -94,11 +89,8 @@ export class QmpClient extends EventEmitter {
 
   private dispatch(line: string): void {
     const message = replySchema.parse(JSON.parse(line));
-    if ('event' in message) {
-      this.emit('event', { event: message.event, data: message.data } satisfies QmpEvent);
-      return;
-    }
-    if (message.id === undefined) return;
+    // Asynchronous events (SHUTDOWN, POWERDOWN…) need no handling: process exit is what jitvm watches.
+    if ('event' in message || message.id === undefined) return;
     const waiter = this.pending.get(message.id);
     if (!waiter) return;
     this.pending.delete(message.id);
