@@ -72,8 +72,15 @@ describe('files in a real VM', { timeout: 600_000 }, () => {
     'refuses to write into a FIFO (which could block the agent) and keeps serving',
     explained(sandbox, async (sb) => {
       await sb.exec(['mkfifo', '/tmp/fifo']);
+      // Hold the FIFO open (read-write never blocks on Linux) so that opening it for writing succeeds.
+      const holder = sb.spawn(['sh', '-c', 'exec 3<>/tmp/fifo; echo holding; exec sleep 1000']);
+      await new Promise((resolve) => holder.stdout.once('data', resolve));
       await assert.rejects(sb.files.write('/tmp/fifo', 'x'), guestError('INVALID_ARGUMENT'));
       assert.ok((await sb.ping()) >= 0);
+      holder.kill();
+      holder.stdout.resume();
+      holder.stderr.resume();
+      assert.equal((await holder.wait()).signal, 'SIGKILL');
     }),
   );
 });
