@@ -5,7 +5,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -101,6 +101,28 @@ export async function readCachedImage(root: string, key: string): Promise<GuestI
     arch: manifest.arch,
     builtAt: manifest.builtAt,
   };
+}
+
+/**
+ * Removes all but the `keep` most recently built images, so each agent or kernel change does not leave ~16 MB
+ * behind. Safe for running VMs: QEMU has read its kernel and initrd by the time it runs.
+ */
+export async function pruneImages(root: string, keep: number): Promise<void> {
+  const imagesDir = join(root, 'images');
+  const entries = await readdir(imagesDir, { withFileTypes: true });
+  const images = await Promise.all(
+    entries
+      .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'))
+      .map(async (entry) => ({
+        name: entry.name,
+        manifest: await readJsonFile(join(imagesDir, entry.name, MANIFEST_FILE), manifestSchema),
+      })),
+  );
+  const built = images.filter((image) => image.manifest !== undefined);
+  built.sort((a, b) => (b.manifest?.builtAt ?? '').localeCompare(a.manifest?.builtAt ?? ''));
+  await Promise.all(
+    built.slice(keep).map((image) => rm(join(imagesDir, image.name), { recursive: true, force: true })),
+  );
 }
 
 /** The files of an image being built, written by a `fill` callback of storeImage. */

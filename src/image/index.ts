@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { CancelledError, JitvmError } from '../core/errors.js';
 import { AGENT_SOURCE_DIR, buildAgent, listAgentSources } from './agent-build.js';
 import { inspectBusybox, locateBusybox } from './busybox.js';
-import { cacheRoot, imageKey, kernelsDir, readCachedImage, storeImage, type GuestImage } from './cache.js';
+import { cacheRoot, imageKey, kernelsDir, pruneImages, readCachedImage, storeImage, type GuestImage } from './cache.js';
 import { fetchDebianKernel, findExtractedKernel, type KernelInfo } from './debian-kernel.js';
 import { buildInitramfs, GUEST_MODULES } from './initramfs.js';
 import { indexModules, resolveModules } from './modules.js';
@@ -43,6 +43,9 @@ export interface BuildImageOptions extends ResolveImageOptions {
 }
 
 const memo = new Map<string, Promise<GuestImage>>();
+
+/** Built images kept in the cache; older ones are removed after each build (a running VM keeps its loaded copy). */
+const KEPT_IMAGES = 3;
 
 /**
  * The image to boot, built on first use. When a kernel is already in the cache this needs no network and no apt:
@@ -102,7 +105,7 @@ async function buildUnmemoized(options: BuildImageOptions): Promise<GuestImage> 
     if (cached) return cached;
   }
 
-  return storeImage(
+  const image = await storeImage(
     root,
     key,
     async (staged) => {
@@ -133,6 +136,8 @@ async function buildUnmemoized(options: BuildImageOptions): Promise<GuestImage> 
     },
     options.force ?? false,
   );
+  await pruneImages(root, KEPT_IMAGES);
+  return image;
 }
 
 async function obtainKernel(
