@@ -43,16 +43,20 @@ export async function connectAgentWithin(
     onAbort = () => reject(new CancelledError('sandbox creation was cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+  const handshake = (async () => {
+    connection = new AgentConnection(await instance.connectAgent(signal));
+    await connection.handshake();
+    return connection;
+  })();
   try {
-    const handshake = (async () => {
-      connection = new AgentConnection(await instance.connectAgent(signal));
-      await connection.handshake();
-      return connection;
-    })();
-    handshake.catch(() => undefined);
     return await Promise.race([handshake, failures]);
   } catch (error) {
     connection?.close();
+    // A connection that completes after we gave up must not stay open (it would keep this process alive).
+    handshake.then(
+      (late) => late.close(),
+      () => undefined,
+    );
     if (error instanceof JitvmError) throw error;
     throw new SandboxBootError(
       `could not reach the guest agent: ${(error as Error).message}`,
