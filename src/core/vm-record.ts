@@ -1,8 +1,9 @@
-import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { JitvmError } from './errors.js';
 import { vmsRoot } from './paths.js';
+import { processMatches } from './process.js';
 
 /** What a runtime dir's state.json says about a VM, so another process can find and drive it. */
 export const VmRecordSchema = z.object({
@@ -39,9 +40,34 @@ export function readVmRecord(id: string): VmRecord {
   } catch {
     throw new JitvmError('not_found', `no sandbox with id ${id}; \`jitvm ls\` lists the running ones`);
   }
-  const parsed = VmRecordSchema.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new JitvmError('invalid_state', `${path} is damaged; remove it with \`jitvm rm ${id}\``);
+  const parsed = VmRecordSchema.safeParse(parseJson(text));
+  if (!parsed.success) throw new JitvmError('invalid_state', `${path} is damaged; \`jitvm ls\` removes it`);
   return parsed.data;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The record of a VM whose VMM still runs. A VM that exited (or a damaged entry) has its runtime dir removed and
+ * gives undefined. An entry without a record yet is a VM still starting in another process: undefined, kept.
+ */
+export function liveVmRecord(id: string): VmRecord | undefined {
+  const runtimeDir = join(vmsRoot(), id);
+  let record: VmRecord | undefined;
+  try {
+    record = readVmRecord(id);
+  } catch (error) {
+    if (error instanceof JitvmError && error.code === 'not_found') return undefined;
+  }
+  if (record && processMatches(record.pid, runtimeDir)) return record;
+  rmSync(runtimeDir, { recursive: true, force: true });
+  return undefined;
 }
 
 /** Ids of every runtime dir, live or stale. */

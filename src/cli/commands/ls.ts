@@ -1,21 +1,5 @@
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { vmsRoot } from '../../core/paths.js';
-import { processMatches } from '../../core/process.js';
-import { type VmRecord, listVmIds, readVmRecord } from '../../core/vm-record.js';
-
-function liveRecord(id: string): VmRecord | undefined {
-  const runtimeDir = join(vmsRoot(), id);
-  try {
-    const record = readVmRecord(id);
-    if (processMatches(record.pid, runtimeDir)) return record;
-  } catch {
-    // unreadable: a half-written or damaged entry, treated as stale
-  }
-  rmSync(runtimeDir, { recursive: true, force: true });
-  return undefined;
-}
+import { type VmRecord, listVmIds, liveVmRecord } from '../../core/vm-record.js';
 
 export function registerLs(program: Command): void {
   program
@@ -24,7 +8,7 @@ export function registerLs(program: Command): void {
     .option('--json', 'print JSON')
     .action((flags: { json?: boolean }) => {
       const records = listVmIds()
-        .map(liveRecord)
+        .map(liveVmRecord)
         .filter((record): record is VmRecord => record !== undefined);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);

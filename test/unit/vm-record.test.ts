@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { liveVmRecord } from '../../src/core/vm-record.js';
+import { tempDir } from '../helpers/temp.js';
+
+it('liveVmRecord keeps an entry still being started, and removes dead or damaged ones', (t) => {
+  const saved = process.env.JITVM_RUNTIME_DIR;
+  process.env.JITVM_RUNTIME_DIR = tempDir(t);
+  t.after(() => {
+    if (saved === undefined) delete process.env.JITVM_RUNTIME_DIR;
+    else process.env.JITVM_RUNTIME_DIR = saved;
+  });
+  const vms = join(process.env.JITVM_RUNTIME_DIR, 'vms');
+  mkdirSync(join(vms, 'jv-starting'), { recursive: true });
+  mkdirSync(join(vms, 'jv-damaged'));
+  writeFileSync(join(vms, 'jv-damaged', 'state.json'), '{not json');
+  mkdirSync(join(vms, 'jv-dead'));
+  const dead = {
+    id: 'jv-dead',
+    backend: 'qemu',
+    pid: 2 ** 22 + 1, // above the default pid_max: no such process
+    createdAt: '2026-01-01T00:00:00Z',
+    detached: true,
+    controlSocket: 'q',
+    agentSocket: 'a',
+    consoleLog: 'c',
+    cpus: 1,
+    memoryMiB: 256,
+    arch: 'x86_64',
+    accelerator: 'tcg',
+  };
+  writeFileSync(join(vms, 'jv-dead', 'state.json'), JSON.stringify(dead));
+
+  assert.equal(liveVmRecord('jv-starting'), undefined);
+  assert.ok(existsSync(join(vms, 'jv-starting')), 'a VM still starting keeps its runtime dir');
+  assert.equal(liveVmRecord('jv-damaged'), undefined);
+  assert.ok(!existsSync(join(vms, 'jv-damaged')));
+  assert.equal(liveVmRecord('jv-dead'), undefined);
+  assert.ok(!existsSync(join(vms, 'jv-dead')));
+});
