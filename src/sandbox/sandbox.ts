@@ -35,15 +35,14 @@ export class Sandbox implements AsyncDisposable {
     const { signal, onImageProgress, ...rest } = options;
     const checked = parseWith(SandboxOptionsSchema, rest, 'invalid sandbox options');
     const backend = await selectBackend(checked.backend);
+    // The built guest image supplies whichever of kernel and initrd the caller did not.
     const image =
-      checked.kernel && checked.initrd
-        ? { kernel: checked.kernel, initrd: checked.initrd }
-        : await resolveImage({ onProgress: onImageProgress, signal });
+      checked.kernel && checked.initrd ? undefined : await resolveImage({ onProgress: onImageProgress, signal });
     const config = parseVmConfig({
       cpus: checked.cpus,
       memoryMiB: checked.memoryMiB,
-      kernel: checked.kernel ?? image.kernel,
-      initrd: checked.initrd ?? image.initrd,
+      kernel: checked.kernel ?? image?.kernel,
+      initrd: checked.initrd ?? image?.initrd,
       kernelArgs: checked.kernelArgs,
       arch: checked.arch,
       bootTimeoutMs: checked.bootTimeoutMs,
