@@ -10,6 +10,7 @@
 #define INITIAL_WINDOW 1048576
 #define MAX_STREAMS 64
 #define AGENT_PORT_NAME "jitvm.agent"
+#define AGENT_VSOCK_PORT 1024
 #define FLAG_FIN 1
 
 #define MSG_HELLO 1

@@ -19,6 +19,7 @@ export function renderProtocolHeader(): string {
     `#define INITIAL_WINDOW ${p.INITIAL_WINDOW}`,
     `#define MAX_STREAMS ${p.MAX_STREAMS}`,
     `#define AGENT_PORT_NAME "${p.AGENT_PORT_NAME}"`,
+    `#define AGENT_VSOCK_PORT ${p.AGENT_VSOCK_PORT}`,
     `#define FLAG_FIN ${p.FLAG_FIN}`,
     '',
     ...defines('MSG_', p.MsgType),

@@ -19,6 +19,8 @@ export const MAX_STREAMS = 64;
 
 /** The virtio-serial port name the agent looks for. */
 export const AGENT_PORT_NAME = 'jitvm.agent';
+/** The AF_VSOCK port the agent listens on when the VM has a vsock device (Firecracker). */
+export const AGENT_VSOCK_PORT = 1024;
 
 export const FLAG_FIN = 0x01;
 
