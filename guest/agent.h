@@ -47,7 +47,7 @@ struct stream {
 };
 
 /* Poll set built fresh each loop iteration; tags say who owns each entry. */
-enum poll_tag { PT_SIGNAL, PT_CHANNEL, PT_INPUT, PT_EXEC_OUT, PT_EXEC_IN };
+enum poll_tag { PT_SIGNAL, PT_CHANNEL, PT_LISTEN, PT_INPUT, PT_EXEC_OUT, PT_EXEC_IN };
 #define POLL_MAX (8 + 32 + 3 * MAX_STREAMS)
 struct pollset {
     struct pollfd fds[POLL_MAX];
@@ -88,13 +88,22 @@ void send_window(uint32_t id, uint8_t channel, uint64_t increment);
 extern int shutdown_requested;
 
 /* channel.c: finding / (re)connecting the byte stream to the host */
-void channel_init(const char *dev_socket);
+void channel_init_vm(void);                        /* PID 1: virtio-serial port, else vsock; waits for either */
+void channel_init_unix(const char *socket_path);   /* dev mode: connect to a Unix socket, reconnect after a drop */
+void channel_init_vsock(unsigned int port);        /* listen on AF_VSOCK port; exits when it cannot */
 int channel_connected(void);
 int channel_fd(void);
+int channel_listen_fd(void);       /* vsock: polled for POLLIN at all times; -1 on other transports */
+void channel_accept(void);         /* vsock: a host is waiting; it replaces the one being served */
 void channel_disconnected(void);
 void channel_on_sigio(void);
 void channel_tick(void);           /* reconnect attempts / checks while disconnected */
-int channel_timeout_ms(void);      /* poll timeout while disconnected, -1 when connected */
+int channel_timeout_ms(void);      /* poll timeout while disconnected, -1 when connected or none needed */
+
+/* vsock.c: AF_VSOCK helpers for the channel */
+int vsock_device_present(void);    /* the VM has a vsock device with a CID */
+int vsock_listen(unsigned int port);   /* non-blocking listening socket, or -1 (errno set) */
+int vsock_accept_newest(int listen_fd);   /* accepts every waiting host, keeps the newest; -1 when none */
 
 /* exec.c (EXEC requests) and session.c (running sessions); payload parsers return -1 when malformed */
 int exec_start(uint32_t id, const uint8_t *p, size_t len);

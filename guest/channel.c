@@ -1,4 +1,8 @@
-/* The byte stream to the host: the virtio-serial port (in the VM) or a Unix socket (dev mode, --connect). */
+/*
+ * The byte stream to the host. In the VM: the virtio-serial port (QEMU) or, when the VM has no such port but a
+ * vsock device (Firecracker), a connection accepted on AF_VSOCK port AGENT_VSOCK_PORT. In dev mode: a Unix socket
+ * we connect to (--connect) or an AF_VSOCK port we listen on (--vsock-listen).
+ */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,10 +19,16 @@
 #define DEV_RETRY_MS 100
 #define DEV_GIVE_UP_MS 10000
 #define PORT_RECHECK_MS 500
+#define TRANSPORT_POLL_MS 10
+#define TRANSPORT_WARN_MS 5000
 
-static const char *dev_socket;  /* dev mode when set */
-static int port_fd = -1;
-static int sock_fd = -1;
+enum transport { T_SERIAL, T_VSOCK, T_UNIX };
+
+static enum transport transport;
+static const char *dev_socket;  /* T_UNIX */
+static int port_fd = -1;        /* T_SERIAL */
+static int listen_fd = -1;      /* T_VSOCK */
+static int sock_fd = -1;        /* T_UNIX, T_VSOCK: the connection being served */
 static int connected;
 static int64_t next_try_ms, give_up_ms;
 
@@ -29,7 +39,12 @@ int channel_connected(void)
 
 int channel_fd(void)
 {
-    return dev_socket ? sock_fd : port_fd;
+    return transport == T_SERIAL ? port_fd : sock_fd;
+}
+
+int channel_listen_fd(void)
+{
+    return listen_fd;
 }
 
 static int find_port(void)
@@ -60,16 +75,36 @@ static int find_port(void)
     return fd;
 }
 
-/* The port's sysfs entry, its name and its /dev node show up at slightly different times after the module loads. */
-static int open_port(void)
+/* A VM with a virtio-serial device (QEMU) serves the agent on its port even if it also has a vsock device. */
+static int has_virtio_serial(void)
 {
-    const struct timespec step = { 0, 10 * 1000 * 1000 };
+    DIR *d = opendir("/sys/bus/virtio/drivers/virtio_console");
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL)
+        found = strncmp(e->d_name, "virtio", 6) == 0;
+    closedir(d);
+    return found;
+}
+
+/*
+ * Waits for the VM's transport: the port's sysfs entry, its name and its /dev node show up at slightly different
+ * times after the module loads, and a vsock device may bind a little after its module. Returns T_SERIAL with
+ * port_fd open, or T_VSOCK.
+ */
+static enum transport await_transport(void)
+{
+    const struct timespec step = { 0, TRANSPORT_POLL_MS * 1000 * 1000 };
     for (int tries = 0;; tries++) {
-        int fd = find_port();
-        if (fd >= 0)
-            return fd;
-        if (tries == 500)
-            logmsg("warning: virtio port %s not found yet, still looking", AGENT_PORT_NAME);
+        port_fd = find_port();
+        if (port_fd >= 0)
+            return T_SERIAL;
+        if (vsock_device_present() && !has_virtio_serial())
+            return T_VSOCK;
+        if (tries == TRANSPORT_WARN_MS / TRANSPORT_POLL_MS)
+            logmsg("warning: neither virtio port %s nor a vsock device found yet, still looking", AGENT_PORT_NAME);
         nanosleep(&step, NULL);
     }
 }
@@ -112,27 +147,69 @@ static void try_connect(void)
     }
 }
 
-void channel_init(const char *socket_path)
+void channel_init_unix(const char *socket_path)
 {
+    transport = T_UNIX;
     dev_socket = socket_path;
-    if (dev_socket) {
-        give_up_ms = now_ms() + DEV_GIVE_UP_MS;
-        try_connect();
+    give_up_ms = now_ms() + DEV_GIVE_UP_MS;
+    try_connect();
+}
+
+void channel_init_vsock(unsigned int port)
+{
+    transport = T_VSOCK;
+    listen_fd = vsock_listen(port);
+    if (listen_fd < 0) {
+        logmsg("cannot listen on vsock port %u: %s", port, strerror(errno));
+        exit(1);
+    }
+}
+
+void channel_init_vm(void)
+{
+    if (await_transport() == T_VSOCK) {
+        channel_init_vsock(AGENT_VSOCK_PORT);
         return;
     }
-    port_fd = open_port();
+    transport = T_SERIAL;
     fcntl(port_fd, F_SETOWN, getpid());
     set_async(1);
     check_port();
+}
+
+/*
+ * The newest host wins: a host that connects while another is being served replaces it (whose sessions end as on
+ * any disconnect). A host that crashed or lost its connection without the guest seeing the reset yet can then always
+ * reconnect, where queueing the newcomer would leave it waiting for a HELLO_OK that never comes: the guest kernel
+ * completes the vsock handshake (and Firecracker sends OK) before the agent accepts. After a snapshot restore
+ * Firecracker has reset every connection and kept the listener, so the next host is simply accepted.
+ */
+void channel_accept(void)
+{
+    int fd = vsock_accept_newest(listen_fd);
+    if (fd < 0)
+        return;
+    if (connected) {
+        logmsg("a new host connected on vsock: dropping the previous connection");
+        conn_detach();
+        close(sock_fd);
+    }
+    sock_fd = fd;
+    connected = 1;
+    conn_attach(fd);
 }
 
 void channel_disconnected(void)
 {
     conn_detach();
     connected = 0;
-    if (dev_socket) {
+    if (transport != T_SERIAL) {
         close(sock_fd);
         sock_fd = -1;
+    }
+    if (transport == T_VSOCK)
+        return;  /* the listener is polled for the next host */
+    if (transport == T_UNIX) {
         give_up_ms = now_ms() + DEV_GIVE_UP_MS;
         next_try_ms = now_ms();
         return;
@@ -148,7 +225,7 @@ void channel_disconnected(void)
 
 void channel_on_sigio(void)
 {
-    if (!connected && !dev_socket)
+    if (!connected && transport == T_SERIAL)
         check_port();
 }
 
@@ -156,17 +233,17 @@ void channel_tick(void)
 {
     if (connected)
         return;
-    if (!dev_socket)
+    if (transport == T_SERIAL)
         check_port();
-    else if (now_ms() >= next_try_ms)
+    else if (transport == T_UNIX && now_ms() >= next_try_ms)
         try_connect();
 }
 
 int channel_timeout_ms(void)
 {
-    if (connected)
+    if (connected || transport == T_VSOCK)
         return -1;
-    if (!dev_socket)
+    if (transport == T_SERIAL)
         return PORT_RECHECK_MS;
     int64_t wait = next_try_ms - now_ms();
     return wait < 0 ? 0 : (int)wait;

@@ -1,4 +1,4 @@
-/* PID-1 duties: mounts, console, kernel modules, power button, and the final shutdown. */
+/* PID-1 duties: mounts, console, kernel modules, power button, Ctrl-Alt-Del, and the final shutdown. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -96,6 +96,10 @@ void init_system(void)
     setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
     setenv("HOME", "/root", 1);
     setenv("TERM", "linux", 1);
+    /* The kernel's default (kernel.ctrl-alt-del = 1) reboots at once on Ctrl-Alt-Del, without syncing; disabled, it
+     * sends SIGINT to PID 1 instead, which main.c turns into an orderly shutdown. */
+    if (reboot(RB_DISABLE_CAD) < 0)
+        logmsg("warning: disabling the Ctrl-Alt-Del reboot: %s", strerror(errno));
     load_modules();
 }
 
@@ -162,7 +166,7 @@ void system_shutdown(int sigfd)
     kill(-1, SIGKILL);
     reap_for(sigfd, 200);
     sync();
-    reboot(RB_AUTOBOOT);  /* reboot=t + QEMU -no-reboot: the VMM exits */
+    reboot(RB_AUTOBOOT);  /* the VMM exits: QEMU with -no-reboot, Firecracker on any guest reboot */
     reboot(RB_POWER_OFF);
     for (;;)
         pause();

@@ -1,4 +1,5 @@
-/* jitvm guest agent: PID 1 of the sandbox VM (or, with --connect, a dev-mode process) serving docs/protocol.md. */
+/* jitvm guest agent: PID 1 of the sandbox VM (or, with --connect / --vsock-listen, a dev-mode process) serving
+ * docs/protocol.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -64,10 +65,9 @@ static int setup_signals(void)
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
     sigaddset(&set, SIGIO);
-    if (!pid1) {
+    sigaddset(&set, SIGINT);  /* as PID 1: Ctrl-Alt-Del (Firecracker's SendCtrlAltDel), see init_system */
+    if (!pid1)
         sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-    }
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -112,7 +112,7 @@ static int handle_signals(void)
         else if (si.ssi_signo == SIGIO)
             channel_on_sigio();
         else
-            stop = 1;  /* SIGTERM / SIGINT in dev mode */
+            stop = 1;  /* SIGINT; SIGTERM in dev mode */
     }
     return stop;
 }
@@ -142,13 +142,15 @@ static void serve(void)
                 pollset_add(&ps, inputs[i], POLLIN, PT_INPUT, i, 0);
         if (channel_connected())
             pollset_add(&ps, channel_fd(), conn_events(), PT_CHANNEL, 0, 0);
+        if (channel_listen_fd() >= 0)
+            pollset_add(&ps, channel_listen_fd(), POLLIN, PT_LISTEN, 0, 0);
         exec_add_pollfds(&ps);
 
         if (poll(ps.fds, (nfds_t)ps.n, poll_timeout()) < 0 && errno != EINTR) {
             logmsg("poll: %s", strerror(errno));
             continue;
         }
-        int stop = 0;
+        int stop = 0, host_waiting = 0;
         short chan = 0;
         for (int i = 0; i < ps.n; i++) {
             struct pollfd *p = &ps.fds[i];
@@ -172,6 +174,9 @@ static void serve(void)
             case PT_CHANNEL:
                 chan = p->revents;
                 break;
+            case PT_LISTEN:
+                host_waiting = 1;
+                break;
             /* The stream may have ended (or its fd changed) while handling an earlier entry. */
             case PT_EXEC_OUT:
                 if (s && s->kind == ST_EXEC && s->x.out_fd[which] == p->fd)
@@ -191,6 +196,8 @@ static void serve(void)
             channel_disconnected();
         if (channel_connected() && conn_flush() < 0)
             channel_disconnected();
+        if (host_waiting)
+            channel_accept();
         if (!channel_connected())
             channel_tick();
         if (stop || shutdown_requested)
@@ -198,21 +205,42 @@ static void serve(void)
     }
 }
 
+/* The port of --vsock-listen: a decimal number below VMADDR_PORT_ANY (0xffffffff). */
+static unsigned int parse_vsock_port(const char *text)
+{
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-' || port >= 0xffffffffUL) {
+        logmsg("--vsock-listen needs a port number from 0 to 4294967294, got '%s'", text);
+        exit(2);
+    }
+    return (unsigned int)port;
+}
+
 int main(int argc, char **argv)
 {
-    const char *dev_socket = NULL;
+    const char *dev_socket = NULL, *vsock_port = NULL;
     /* Unknown arguments are ignored: as init we get whatever the kernel command line leaves over. */
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--connect") && i + 1 < argc)
             dev_socket = argv[++i];
-    pid1 = !dev_socket && getpid() == 1;
+        else if (!strcmp(argv[i], "--vsock-listen") && i + 1 < argc)
+            vsock_port = argv[++i];
+    }
+    pid1 = !dev_socket && !vsock_port && getpid() == 1;
     if (pid1)
         init_system();
     ensure_stdio();
     sigfd = setup_signals();
     if (pid1)
         ninputs = init_open_inputs(inputs, MAX_INPUTS);
-    channel_init(dev_socket);
+    if (dev_socket)
+        channel_init_unix(dev_socket);
+    else if (vsock_port)
+        channel_init_vsock(parse_vsock_port(vsock_port));
+    else
+        channel_init_vm();
     logmsg("ready");
     serve();
 }

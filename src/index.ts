@@ -11,7 +11,27 @@ export {
 export { ExecResult } from './sandbox/exec-result.js';
 export { SandboxFiles, type FileEntry, type WriteFileOptions } from './sandbox/files.js';
 export * from './core/errors.js';
-export type { Hypervisor, VmInstance, VmState, VmExit, ProbeResult, BackendCapabilities } from './core/hypervisor.js';
-export { parseVmConfig, type VmConfig, type VmConfigInput } from './core/config.js';
+export type {
+  Hypervisor,
+  VmInstance,
+  VmState,
+  VmExit,
+  VmSnapshot,
+  RestoreOptions,
+  ProbeResult,
+  BackendCapabilities,
+} from './core/hypervisor.js';
+export {
+  parseVmConfig,
+  type VmConfig,
+  type VmConfigInput,
+  type Drive,
+  type Network,
+  type RateLimiter,
+} from './core/config.js';
 export { allBackends, probeBackends, selectBackend } from './backends/index.js';
+export { FirecrackerHypervisor, type FirecrackerOptions } from './backends/firecracker/index.js';
+export { FirecrackerApiError } from './backends/firecracker/api-client.js';
+export type { JailerOptionsInput as JailerOptions } from './backends/firecracker/jailer.js';
+export { QemuHypervisor } from './backends/qemu/index.js';
 export { buildImage, resolveImage, type GuestImage } from './image/index.js';

@@ -19,6 +19,59 @@ const kernelArg = z
   .min(1)
   .regex(/^[^\s"]+$/, 'a kernel argument may not contain spaces or quotes');
 
+/** A token bucket: `size` tokens (bytes or operations), refilled over `refillTimeMs`, plus an optional first burst. */
+export const TokenBucketSchema = z
+  .object({
+    size: z.number().int().min(1),
+    refillTimeMs: z.number().int().min(1),
+    oneTimeBurst: z.number().int().min(0).optional(),
+  })
+  .strict();
+export type TokenBucket = z.output<typeof TokenBucketSchema>;
+
+/** Limits on a device's bandwidth (bytes) and/or operations. */
+export const RateLimiterSchema = z
+  .object({ bandwidth: TokenBucketSchema.optional(), ops: TokenBucketSchema.optional() })
+  .strict()
+  .refine((limiter) => limiter.bandwidth || limiter.ops, 'a rate limiter needs `bandwidth`, `ops` or both');
+export type RateLimiter = z.output<typeof RateLimiterSchema>;
+
+/** A host file attached as a virtio block device. Read-only unless asked otherwise. */
+export const DriveSchema = z
+  .object({
+    /** Firecracker's drive_id rules: letters, digits and `_`. */
+    id: z.string().regex(/^[A-Za-z0-9_]{1,32}$/, 'a drive id is 1-32 letters, digits or `_`'),
+    path: z.string().min(1, 'a drive needs the path of a disk image on the host'),
+    readOnly: z.boolean().default(true),
+    /** The guest's root device (at most one): attached first, so it is /dev/vda. */
+    root: z.boolean().default(false),
+    rateLimiter: RateLimiterSchema.optional(),
+  })
+  .strict();
+export type Drive = z.output<typeof DriveSchema>;
+
+/** No network interface at all (the default), or a virtio-net NIC on an existing host TAP device. */
+export const NetworkSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('none') }).strict(),
+  z
+    .object({
+      mode: z.literal('tap'),
+      /** The host TAP device; create it first, e.g. `ip tuntap add jv0 mode tap user $USER`. */
+      tap: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a TAP device name is 1-15 letters, digits, `_`, `.` or `-`'),
+      mac: z
+        .string()
+        .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address looks like 06:00:ac:10:00:02')
+        .optional(),
+      rxRateLimiter: RateLimiterSchema.optional(),
+      txRateLimiter: RateLimiterSchema.optional(),
+    })
+    .strict(),
+]);
+export type Network = z.output<typeof NetworkSchema>;
+
+/** microvm has eight virtio-mmio slots; the agent channel and a NIC may take two of them. */
+const MAX_DRIVES = 6;
+
 /** What a backend needs to boot one VM. Every field has a sane default and a hard limit. */
 export const VmConfigSchema = z.object({
   cpus: z.number().int().min(1).max(64).default(1),
@@ -29,6 +82,13 @@ export const VmConfigSchema = z.object({
   arch: z.enum(ARCHES).default(hostArch() ?? 'x86_64'),
   accelerator: z.enum(ACCELERATORS).optional(),
   bootTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+  drives: z
+    .array(DriveSchema)
+    .max(MAX_DRIVES)
+    .default([])
+    .refine((drives) => new Set(drives.map((d) => d.id)).size === drives.length, 'drive ids must be unique')
+    .refine((drives) => drives.filter((d) => d.root).length <= 1, 'at most one drive can be the root device'),
+  network: NetworkSchema.default({ mode: 'none' }),
 });
 
 export type VmConfigInput = z.input<typeof VmConfigSchema>;

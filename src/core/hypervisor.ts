@@ -18,6 +18,9 @@ export interface BackendCapabilities {
   readonly arches: readonly Arch[];
   /** `stop()` asks the guest to power off before forcing. */
   readonly gracefulStop: boolean;
+  /** `pause()` / `resume()` work. */
+  readonly pause: boolean;
+  /** `snapshot()` and `Hypervisor.restore()` work. */
   readonly snapshot: boolean;
   readonly agentTransport: 'virtio-serial' | 'vsock';
 }
@@ -26,6 +29,7 @@ export interface BackendCapabilities {
 export type VmState =
   | { readonly kind: 'starting' }
   | { readonly kind: 'running' }
+  | { readonly kind: 'paused' }
   | { readonly kind: 'stopping' }
   | { readonly kind: 'exited'; readonly exit: VmExit };
 
@@ -45,6 +49,24 @@ export interface SpawnOptions {
 export interface StopOptions {
   /** How long the guest gets to power off before the VMM is forced down. Default 5000. */
   readonly timeoutMs?: number;
+}
+
+/** The files a backend wrote for one snapshot, and what restoring them needs. */
+export interface VmSnapshot {
+  /** The directory holding the files. */
+  readonly dir: string;
+  readonly backend: string;
+  /** The VMM version that wrote it: VMMs load only snapshots of their own format. */
+  readonly vmmVersion: string | undefined;
+  /** The snapshotted VM's config; a restored VM has the same devices, memory and vCPUs. */
+  readonly config: VmConfig;
+  /** File names inside `dir`: device and vCPU state, and guest memory. */
+  readonly files: { readonly state: string; readonly memory: string };
+}
+
+export interface RestoreOptions extends SpawnOptions {
+  /** Resume the guest as soon as it is loaded (default true); else it stays paused until `resume()`. */
+  readonly resume?: boolean;
 }
 
 /** One running (or finished) VM. Knows its process and sockets; knows nothing of exec or files. */
@@ -68,6 +90,15 @@ export interface VmInstance {
   kill(): Promise<VmExit>;
   /** Resolves when the VMM has exited and its runtime dir is removed. */
   wait(): Promise<VmExit>;
+  /** Freezes the guest's vCPUs (capabilities.pause). */
+  pause(): Promise<void>;
+  /** Lets a paused guest run again. */
+  resume(): Promise<void>;
+  /**
+   * Writes a snapshot of this paused VM into `dir`, which must not exist yet (capabilities.snapshot). The VM stays
+   * paused: resume it, or stop it.
+   */
+  snapshot(dir: string): Promise<VmSnapshot>;
   /** Leaves a detached VM running and releases this process's hold on it (sockets, listeners). */
   release(): void;
 }
@@ -81,4 +112,6 @@ export interface Hypervisor {
   spawn(config: VmConfig, options?: SpawnOptions): Promise<VmInstance>;
   /** Re-attaches to a detached VM started by this backend, from its runtime dir. */
   attach(id: string): Promise<VmInstance>;
+  /** Starts a new VM from a snapshot this backend wrote; each call gives an independent VM with its own channel. */
+  restore(snapshot: VmSnapshot, options?: RestoreOptions): Promise<VmInstance>;
 }

@@ -1,6 +1,7 @@
-import { readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { VmConfigSchema } from './config.js';
 import { JitvmError } from './errors.js';
 import { vmsRoot } from './paths.js';
 import { processMatches } from './process.js';
@@ -19,6 +20,15 @@ export const VmRecordSchema = z.object({
   memoryMiB: z.number().int(),
   arch: z.string(),
   accelerator: z.string(),
+  /** What the VMM's command line contains, to tell it from a reused pid (default: the runtime dir). */
+  processMarker: z.string().optional(),
+  /** The chroot the VMM sees as `/`, when it runs jailed. */
+  vmmRoot: z.string().optional(),
+  /** Host state outside the runtime dir to remove once the VMM is gone: directories, and a cgroup (rmdir). */
+  cleanup: z.object({ dirs: z.array(z.string()), cgroup: z.string().optional() }).optional(),
+  /** The VM's full config and VMM version, for snapshots taken from another process. */
+  config: VmConfigSchema.optional(),
+  vmmVersion: z.string().optional(),
 });
 export type VmRecord = z.infer<typeof VmRecordSchema>;
 
@@ -65,9 +75,24 @@ export function liveVmRecord(id: string): VmRecord | undefined {
   } catch (error) {
     if (error instanceof JitvmError && error.code === 'not_found') return undefined;
   }
-  if (record && processMatches(record.pid, runtimeDir)) return record;
+  if (record && processMatches(record.pid, record.processMarker ?? runtimeDir)) return record;
   rmSync(runtimeDir, { recursive: true, force: true });
+  if (record?.cleanup) removeHostLeftovers(record.cleanup);
   return undefined;
+}
+
+export type HostLeftovers = NonNullable<VmRecord['cleanup']>;
+
+/** Removes what a VM left outside its runtime dir. A cgroup can only be rmdir'ed, and only once empty. */
+export function removeHostLeftovers(leftovers: HostLeftovers): void {
+  for (const dir of leftovers.dirs) rmSync(dir, { recursive: true, force: true });
+  if (leftovers.cgroup) {
+    try {
+      rmdirSync(leftovers.cgroup);
+    } catch {
+      // already gone, or the kernel still counts a dying process in it
+    }
+  }
 }
 
 /** Ids of every runtime dir, live or stale. */

@@ -1,5 +1,7 @@
+import type { Duplex } from 'node:stream';
 import { AgentConnection } from '../channel/client.js';
-import { CancelledError, JitvmError, SandboxBootError } from '../core/errors.js';
+import { CancelledError, ChannelClosedError, JitvmError, SandboxBootError } from '../core/errors.js';
+import { delay } from '../core/process.js';
 import type { VmInstance } from '../core/hypervisor.js';
 
 /**
@@ -43,14 +45,16 @@ export async function connectAgentWithin(
     onAbort = () => reject(new CancelledError('sandbox creation was cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+  let gaveUp = false;
   const handshake = (async () => {
-    connection = new AgentConnection(await instance.connectAgent(signal));
+    connection = new AgentConnection(await openAgentStream(instance, signal, () => gaveUp));
     await connection.handshake();
     return connection;
   })();
   try {
     return await Promise.race([handshake, failures]);
   } catch (error) {
+    gaveUp = true;
     connection?.close();
     // A connection that completes after we gave up must not stay open (it would keep this process alive).
     handshake.then(
@@ -69,6 +73,29 @@ export async function connectAgentWithin(
   } finally {
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Pause between attempts to reach an agent that does not listen yet. */
+const LISTEN_RETRY_MS = 20;
+
+/**
+ * A byte stream to the agent. Over vsock the guest refuses connections until its agent listens (ChannelClosedError),
+ * so those are retried while the VM runs and the caller still waits.
+ */
+async function openAgentStream(
+  instance: VmInstance,
+  signal: AbortSignal | undefined,
+  gaveUp: () => boolean,
+): Promise<Duplex> {
+  for (;;) {
+    try {
+      return await instance.connectAgent(signal);
+    } catch (error) {
+      const transient = error instanceof ChannelClosedError && instance.state.kind !== 'exited';
+      if (!transient || gaveUp()) throw error;
+      await delay(LISTEN_RETRY_MS, signal);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ARCHES } from '../core/config.js';
+import { ARCHES, DriveSchema, NetworkSchema } from '../core/config.js';
+import type { Hypervisor } from '../core/hypervisor.js';
 
 /** What `Sandbox.create()` accepts. Unset fields get the VmConfig defaults; kernel/initrd default to the built image. */
 export const SandboxOptionsSchema = z.object({
@@ -11,11 +12,17 @@ export const SandboxOptionsSchema = z.object({
   kernelArgs: z.array(z.string()).optional(),
   arch: z.enum(ARCHES).optional(),
   bootTimeoutMs: z.number().int().min(1000).max(600_000).optional(),
+  /** Disk images attached as virtio block devices (read-only unless `readOnly: false`). */
+  drives: z.array(DriveSchema).optional(),
+  /** `{ mode: 'none' }` (the default) or a NIC on an existing host TAP device. */
+  network: NetworkSchema.optional(),
   /** Keep the VM running after this process exits (CLI `create`); `Sandbox.connect(id)` reaches it later. */
   detached: z.boolean().optional(),
 });
 
 export type SandboxOptions = z.input<typeof SandboxOptionsSchema> & {
+  /** A configured backend to use instead of one chosen by name (e.g. Firecracker with the jailer). */
+  hypervisor?: Hypervisor;
   /** Cancels the boot; the half-started VM is torn down. */
   signal?: AbortSignal;
   /** Progress of a first-use image build. */

@@ -32,9 +32,9 @@ export class Sandbox implements AsyncDisposable {
 
   /** Boots a VM and waits for its agent. Rejects with SandboxBootError (console tail included) if it never answers. */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
-    const { signal, onImageProgress, ...rest } = options;
+    const { signal, onImageProgress, hypervisor, ...rest } = options;
     const checked = parseWith(SandboxOptionsSchema, rest, 'invalid sandbox options');
-    const backend = await selectBackend(checked.backend);
+    const backend = hypervisor ?? (await selectBackend(checked.backend));
     // The built guest image supplies whichever of kernel and initrd the caller did not.
     const image =
       checked.kernel && checked.initrd ? undefined : await resolveImage({ onProgress: onImageProgress, signal });
@@ -46,6 +46,8 @@ export class Sandbox implements AsyncDisposable {
       kernelArgs: checked.kernelArgs,
       arch: checked.arch,
       bootTimeoutMs: checked.bootTimeoutMs,
+      drives: checked.drives,
+      network: checked.network,
     });
     const instance = await backend.spawn(config, { detached: checked.detached });
     try {

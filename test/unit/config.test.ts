@@ -35,4 +35,41 @@ describe('VM config', () => {
     assert.throws(() => parseVmConfig({ kernel: '/k', initrd: '/i', accelerator: 'xen' }), /accelerator/);
     assert.throws(() => parseVmConfig({ kernel: '/k', initrd: '/i', cpus: 1.5 }), /cpus/);
   });
+
+  it('defaults to no drives and no network, and checks drives and TAP names', () => {
+    const base = { kernel: '/k', initrd: '/i' };
+    const config = parseVmConfig(base);
+    assert.deepEqual(config.drives, []);
+    assert.deepEqual(config.network, { mode: 'none' });
+    const drive = parseVmConfig({ ...base, drives: [{ id: 'd1', path: '/x.img' }] }).drives[0];
+    assert.deepEqual(drive, { id: 'd1', path: '/x.img', readOnly: true, root: false });
+    const refused = (input: object, pattern: RegExp): void =>
+      assert.throws(
+        () => parseVmConfig({ ...base, ...input }),
+        (e: Error) => e instanceof InvalidArgumentError && pattern.test(e.message),
+      );
+    refused(
+      {
+        drives: [
+          { id: 'a', path: '/1' },
+          { id: 'a', path: '/2' },
+        ],
+      },
+      /drive ids must be unique/,
+    );
+    refused(
+      {
+        drives: [
+          { id: 'a', path: '/1', root: true },
+          { id: 'b', path: '/2', root: true },
+        ],
+      },
+      /at most one drive/,
+    );
+    refused({ drives: [{ id: 'bad id', path: '/1' }] }, /drives\.0\.id: a drive id is/);
+    refused({ drives: [{ id: 'a', path: '/1', rateLimiter: {} }] }, /needs `bandwidth`, `ops` or both/);
+    refused({ drives: [{ id: 'a', path: '/1', cache: 'x' }] }, /drives\.0/);
+    refused({ network: { mode: 'tap', tap: 'a-name-longer-than-15' } }, /network\.tap: a TAP device name/);
+    refused({ network: { mode: 'nat' } }, /network/);
+  });
 });

@@ -53,4 +53,33 @@ describe('QEMU command line', () => {
     assert.deepEqual(valueOf(args, '-cpu'), ['cortex-a57']);
     assert.equal(kernelCommandLine(arm, 'tcg'), 'console=ttyAMA0 reboot=t panic=-1 quiet debug');
   });
+
+  it('attaches drives (root first, read-only by default, commas escaped, rate limits as throttling) and a TAP NIC', () => {
+    const withDevices = parseVmConfig({
+      kernel: '/k/vmlinuz',
+      initrd: '/k/initrd',
+      arch: 'x86_64',
+      drives: [
+        {
+          id: 'data',
+          path: '/d/a,b.img',
+          readOnly: false,
+          rateLimiter: { bandwidth: { size: 1000, refillTimeMs: 500 } },
+        },
+        { id: 'rootfs', path: '/d/root.ext4', root: true, rateLimiter: { ops: { size: 100, refillTimeMs: 1000 } } },
+      ],
+      network: { mode: 'tap', tap: 'jv0', mac: '06:00:ac:10:00:02' },
+    });
+    const args = buildQemuArgs({ config: withDevices, accelerator: 'tcg', paths, seccomp: false, name: 'x' });
+    assert.deepEqual(valueOf(args, '-drive'), [
+      'id=drive-rootfs,file=/d/root.ext4,format=raw,if=none,readonly=on,throttling.iops-total=100',
+      'id=drive-data,file=/d/a,,b.img,format=raw,if=none,readonly=off,throttling.bps-total=2000',
+    ]);
+    assert.deepEqual(valueOf(args, '-device').slice(2), [
+      'virtio-blk-device,drive=drive-rootfs',
+      'virtio-blk-device,drive=drive-data',
+      'virtio-net-device,netdev=net0,mac=06:00:ac:10:00:02',
+    ]);
+    assert.deepEqual(valueOf(args, '-netdev'), ['tap,id=net0,ifname=jv0,script=no,downscript=no']);
+  });
 });

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Accelerator, Arch, VmConfig } from '../../core/config.js';
+import type { Accelerator, Arch, Drive, Network, RateLimiter, TokenBucket, VmConfig } from '../../core/config.js';
 import { AGENT_PORT_NAME } from '../../channel/protocol.js';
 
 /** The files of one VM's runtime dir that appear on QEMU's command line. */
@@ -57,6 +57,47 @@ function machineArgs(arch: Arch, accelerator: Accelerator): string[] {
   return ['-M', 'virt', '-accel', accelerator, '-cpu', accelerator === 'tcg' ? 'cortex-a57' : 'host'];
 }
 
+/** QEMU option values are comma-separated: a literal comma is written twice. */
+function optionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+/** A token bucket's steady rate per second (QEMU throttles by rate; Firecracker's burst has no exact twin). */
+function perSecond(bucket: TokenBucket): number {
+  return Math.max(1, Math.floor((bucket.size * 1000) / bucket.refillTimeMs));
+}
+
+function throttling(limiter: RateLimiter | undefined): string[] {
+  if (!limiter) return [];
+  return [
+    ...(limiter.bandwidth ? [`throttling.bps-total=${perSecond(limiter.bandwidth)}`] : []),
+    ...(limiter.ops ? [`throttling.iops-total=${perSecond(limiter.ops)}`] : []),
+  ];
+}
+
+/** Each drive as a raw-format virtio-blk device; the root drive first so the guest sees it as /dev/vda. */
+function driveArgs(drives: readonly Drive[]): string[] {
+  const ordered = [...drives].sort((a, b) => Number(b.root) - Number(a.root));
+  return ordered.flatMap((drive) => {
+    const options = [
+      `id=drive-${drive.id}`,
+      `file=${optionValue(drive.path)}`,
+      'format=raw',
+      'if=none',
+      `readonly=${drive.readOnly ? 'on' : 'off'}`,
+      ...throttling(drive.rateLimiter),
+    ];
+    return ['-drive', options.join(','), '-device', `virtio-blk-device,drive=drive-${drive.id}`];
+  });
+}
+
+/** A virtio-net NIC on the host TAP device (QEMU's netdev throttling has no rx/tx split: not supported). */
+function networkArgs(network: Network): string[] {
+  if (network.mode === 'none') return [];
+  const device = ['virtio-net-device', 'netdev=net0', ...(network.mac ? [`mac=${network.mac}`] : [])];
+  return ['-netdev', `tap,id=net0,ifname=${network.tap},script=no,downscript=no`, '-device', device.join(',')];
+}
+
 /**
  * Pure config → argv for QEMU: direct kernel boot, no default devices, serial console to a file, QMP and the agent's
  * virtio-serial port on Unix sockets, and `-no-reboot` so a guest reboot or panic ends the process.
@@ -79,6 +120,8 @@ export function buildQemuArgs(launch: QemuLaunch): string[] {
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${paths.agentSocket},server=on,wait=off`,
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+    ...driveArgs(config.drives),
+    ...networkArgs(config.network),
     ...(launch.seccomp
       ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']
       : []),

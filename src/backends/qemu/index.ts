@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type VmConfig, hostArch } from '../../core/config.js';
 import { chooseAccelerator } from '../../core/accelerator.js';
@@ -13,6 +12,7 @@ import { childVmmProcess, foreignVmmProcess } from '../../core/vmm-process.js';
 import { buildQemuArgs, qemuBinary, runtimePaths } from './args.js';
 import { qemuHasSeccomp } from './features.js';
 import { QemuInstance } from './instance.js';
+import { spawnVmm } from '../spawn-vmm.js';
 
 const QMP_CONNECT_TIMEOUT_MS = 10_000;
 const DEBIAN_PACKAGE = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm' } as const;
@@ -39,18 +39,13 @@ function warnTcgOnce(reason: string): void {
   });
 }
 
-/** Keeps QEMU from outliving the process that started it (unless detached), even if that process is SIGKILLed. */
-function launcher(binary: string, args: string[], detached: boolean): [string, string[]] {
-  const setpriv = process.platform === 'linux' && !detached ? findOnPath('setpriv') : undefined;
-  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', binary, ...args]] : [binary, args];
-}
-
 /** QEMU: KVM on Linux, HVF on macOS, WHPX on Windows, TCG anywhere. Agent over virtio-serial. */
 export class QemuHypervisor implements Hypervisor {
   readonly name = 'qemu';
   readonly capabilities = {
     arches: ['x86_64', 'aarch64'],
     gracefulStop: true,
+    pause: true,
     snapshot: false,
     agentTransport: 'virtio-serial',
   } as const;
@@ -96,6 +91,9 @@ export class QemuHypervisor implements Hypervisor {
     const binary = requireBinary(config);
     requireFile(config.kernel, 'kernel');
     requireFile(config.initrd, 'initrd');
+    if (config.network.mode === 'tap' && (config.network.rxRateLimiter || config.network.txRateLimiter)) {
+      throw new JitvmError('unsupported', 'the qemu backend cannot rate-limit a NIC; use the firecracker backend');
+    }
     const id = options.id ?? `jv-${randomBytes(5).toString('hex')}`;
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     mkdirSync(runtimeDir, { mode: 0o700 });
@@ -127,16 +125,9 @@ export class QemuHypervisor implements Hypervisor {
       seccomp: await qemuHasSeccomp(binary),
       name: `jitvm-${id}`,
     });
-    const logFd = openSync(paths.vmmLog, 'w', 0o600);
-    const [command, argv] = launcher(binary, args, detached);
-    const child = spawn(command, argv, { stdio: ['ignore', 'ignore', logFd], detached, cwd: runtimeDir });
-    closeSync(logFd);
-    const pid = await new Promise<number>((resolve, reject) => {
-      child.once('spawn', () => resolve(child.pid as number));
-      child.once('error', reject);
-    });
-    if (detached) child.unref();
-    const instance = new QemuInstance(id, runtimeDir, paths, childVmmProcess(Object.assign(child, { pid })));
+    const child = await spawnVmm(binary, args, { cwd: runtimeDir, detached, stderrPath: paths.vmmLog });
+    const pid = child.pid;
+    const instance = new QemuInstance(id, runtimeDir, paths, childVmmProcess(child));
     try {
       await instance.attachControl(QMP_CONNECT_TIMEOUT_MS);
     } catch (error) {
@@ -157,8 +148,15 @@ export class QemuHypervisor implements Hypervisor {
       memoryMiB: config.memoryMiB,
       arch: config.arch,
       accelerator,
+      config,
     });
     return instance;
+  }
+
+  restore(): Promise<VmInstance> {
+    return Promise.reject(
+      new JitvmError('unsupported', 'the qemu backend cannot restore snapshots yet (capabilities.snapshot is false)'),
+    );
   }
 
   async attach(id: string): Promise<VmInstance> {

@@ -1,11 +1,10 @@
-import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ChannelClosedError, JitvmError, VmmError } from '../../core/errors.js';
-import type { StopOptions, VmExit, VmInstance, VmState } from '../../core/hypervisor.js';
-import { readConsoleTail } from '../../core/console-log.js';
+import type { StopOptions, VmExit, VmSnapshot } from '../../core/hypervisor.js';
 import { delay } from '../../core/process.js';
 import type { VmmProcess } from '../../core/vmm-process.js';
+import { VmmInstance } from '../vmm-instance.js';
 import type { QemuPaths } from './args.js';
 import { QmpClient } from './qmp.js';
 
@@ -24,48 +23,18 @@ export function connectUnix(path: string, signal?: AbortSignal): Promise<Duplex>
   });
 }
 
-/**
- * One QEMU process and its runtime dir. The instance that spawned QEMU (or the last one attached to it) owns the
- * teardown: once QEMU is gone the runtime dir is removed, unless the VM was released to run detached.
- */
-export class QemuInstance implements VmInstance {
+/** One QEMU process, driven over QMP. */
+export class QemuInstance extends VmmInstance {
   readonly backend = 'qemu';
-  private currentState: VmState = { kind: 'starting' };
   private qmp: QmpClient | undefined;
-  private released = false;
-  private tailAtExit: string | undefined;
-  private vmmOutputAtExit: string | undefined;
-  private exitedPromise: Promise<VmExit> | undefined;
 
   constructor(
-    readonly id: string,
-    readonly runtimeDir: string,
+    id: string,
+    runtimeDir: string,
     private readonly paths: QemuPaths,
-    private readonly process: VmmProcess,
+    process: VmmProcess,
   ) {
-    // A child's exit is watched at once so teardown happens even if nobody waits; a foreign VMM is polled on demand.
-    if (process.child) void this.exited;
-  }
-
-  private get exited(): Promise<VmExit> {
-    this.exitedPromise ??= this.process.exited.then((exit) => this.onExit(exit));
-    return this.exitedPromise;
-  }
-
-  get pid(): number | undefined {
-    return this.currentState.kind === 'exited' ? undefined : this.process.pid;
-  }
-
-  get controlSocket(): string | undefined {
-    return this.currentState.kind === 'exited' ? undefined : this.paths.qmpSocket;
-  }
-
-  get consoleLogPath(): string {
-    return this.paths.consoleLog;
-  }
-
-  get state(): VmState {
-    return this.currentState;
+    super(id, runtimeDir, paths, process, paths.qmpSocket);
   }
 
   /** Connects QMP (retrying while QEMU creates the socket) and marks the VM running. */
@@ -84,16 +53,7 @@ export class QemuInstance implements VmInstance {
     }
     const status = await this.qmp.status();
     if (status !== 'running') throw new VmmError(`QEMU started but the VM is ${status}, not running`);
-    if (this.currentState.kind === 'starting') this.currentState = { kind: 'running' };
-  }
-
-  consoleTail(): string {
-    return this.tailAtExit ?? readConsoleTail(this.paths.consoleLog);
-  }
-
-  /** What QEMU itself printed (start-up errors), kept after exit like the console tail. */
-  vmmOutput(): string {
-    return this.vmmOutputAtExit ?? readConsoleTail(this.paths.vmmLog);
+    this.markRunning();
   }
 
   connectAgent(signal?: AbortSignal): Promise<Duplex> {
@@ -101,6 +61,24 @@ export class QemuInstance implements VmInstance {
       return Promise.reject(new ChannelClosedError(`VM ${this.id} has exited; its agent cannot be reached`));
     }
     return connectUnix(this.paths.agentSocket, signal);
+  }
+
+  async pause(): Promise<void> {
+    this.requireLive('pause');
+    await (await this.control()).pause();
+    this.currentState = { kind: 'paused' };
+  }
+
+  async resume(): Promise<void> {
+    this.requireLive('resume');
+    await (await this.control()).resume();
+    this.currentState = { kind: 'running' };
+  }
+
+  snapshot(): Promise<VmSnapshot> {
+    return Promise.reject(
+      new JitvmError('unsupported', 'the qemu backend cannot snapshot yet (capabilities.snapshot is false)'),
+    );
   }
 
   async stop(options: StopOptions = {}): Promise<VmExit> {
@@ -115,18 +93,7 @@ export class QemuInstance implements VmInstance {
     return this.kill();
   }
 
-  async kill(): Promise<VmExit> {
-    if (this.currentState.kind !== 'exited') this.process.signal('SIGKILL');
-    return this.exited;
-  }
-
-  wait(): Promise<VmExit> {
-    return this.exited;
-  }
-
-  release(): void {
-    this.released = true;
-    this.process.release();
+  protected closeControl(): void {
     this.qmp?.close();
     this.qmp = undefined;
   }
@@ -135,23 +102,5 @@ export class QemuInstance implements VmInstance {
   private async control(): Promise<QmpClient> {
     if (!this.qmp || this.qmp.isClosed) this.qmp = await QmpClient.connect(this.paths.qmpSocket);
     return this.qmp;
-  }
-
-  private async exitWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-    const result = await Promise.race([this.exited.then(() => true), timedOut]);
-    clearTimeout(timer);
-    return result;
-  }
-
-  private onExit(exit: VmExit): VmExit {
-    this.tailAtExit = readConsoleTail(this.paths.consoleLog);
-    this.vmmOutputAtExit = readConsoleTail(this.paths.vmmLog);
-    this.currentState = { kind: 'exited', exit };
-    this.qmp?.close();
-    this.qmp = undefined;
-    if (!this.released) rmSync(this.runtimeDir, { recursive: true, force: true });
-    return exit;
   }
 }

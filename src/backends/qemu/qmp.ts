@@ -124,6 +124,16 @@ export class QmpClient extends EventEmitter {
     return result.status;
   }
 
+  /** Freezes the vCPUs (`stop`). */
+  async pause(): Promise<void> {
+    await this.execute('stop');
+  }
+
+  /** Lets the vCPUs run again (`cont`). */
+  async resume(): Promise<void> {
+    await this.execute('cont');
+  }
+
   /** ACPI power button press: the guest agent powers off when it sees it. */
   async powerdown(): Promise<void> {
     await this.execute('system_powerdown');

@@ -1,0 +1,364 @@
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { kvmUsable } from '../../core/accelerator.js';
+import { type VmConfig, hostArch, parseWith } from '../../core/config.js';
+import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
+import { findOnPath, toolVersion } from '../../core/host-tools.js';
+import type {
+  Hypervisor,
+  ProbeResult,
+  RestoreOptions,
+  SpawnOptions,
+  VmInstance,
+  VmSnapshot,
+} from '../../core/hypervisor.js';
+import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
+import { liveVmRecord, writeVmRecord } from '../../core/vm-record.js';
+import { childVmmProcess, foreignVmmProcess, type VmmProcess } from '../../core/vmm-process.js';
+import { vmlinuxFor } from '../../image/vmlinux.js';
+import { spawnVmm } from '../spawn-vmm.js';
+import { FirecrackerApi, FirecrackerApiError } from './api-client.js';
+import { bootRequests } from './boot-config.js';
+import { type FileSpace, jailFileSpace, plainFileSpace } from './file-space.js';
+import { FirecrackerInstance, type FirecrackerLayout } from './instance.js';
+import {
+  JAILED_API_SOCKET,
+  type JailerOptions,
+  type JailerOptionsInput,
+  JailerOptionsSchema,
+  jailCgroup,
+  jailDir,
+  jailRoot,
+  jailedVmmPid,
+  jailerArgs,
+} from './jailer.js';
+
+/** ACPI device discovery (1.8) is what lets Debian's kernel, which lacks virtio-mmio cmdline devices, find them. */
+const MIN_VERSION = [1, 8] as const;
+/** `vsock_override` on snapshot load (1.16) lets an unjailed clone use its own vsock socket. */
+const VSOCK_OVERRIDE_VERSION = [1, 16] as const;
+/** Firecracker's vCPU limit (swagger: MachineConfiguration.vcpu_count). */
+const MAX_VCPUS = 32;
+const API_READY_TIMEOUT_MS = 10_000;
+const INSTALL_HINT = 'see docs/backends/firecracker.md, or set JITVM_FIRECRACKER to the binary';
+
+export interface FirecrackerOptions {
+  /** The firecracker binary; default `$JITVM_FIRECRACKER`, else `firecracker` on PATH. */
+  readonly binary?: string;
+  /** Run every VM under the jailer (needs root). */
+  readonly jailer?: JailerOptionsInput;
+  /** Whether KVM can run ordinary guests here; replaceable so the API contract can be tested without KVM. */
+  readonly kvmCheck?: () => { usable: boolean; reason: string };
+}
+
+type Version = readonly [number, number, number];
+
+/** `Firecracker v1.12.0` → [1, 12, 0]. */
+export function parseFirecrackerVersion(text: string | undefined): Version | undefined {
+  const match = /^Firecracker v(\d+)\.(\d+)\.(\d+)/.exec(text?.trim() ?? '');
+  return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : undefined;
+}
+
+function atLeast(version: Version, minimum: readonly [number, number]): boolean {
+  return version[0] > minimum[0] || (version[0] === minimum[0] && version[1] >= minimum[1]);
+}
+
+interface Started {
+  readonly instance: FirecrackerInstance;
+  readonly api: FirecrackerApi;
+  readonly files: FileSpace;
+}
+
+/** Firecracker: Linux + KVM only, the agent over hybrid vsock, snapshots through its API, optional jailer. */
+export class FirecrackerHypervisor implements Hypervisor {
+  readonly name = 'firecracker';
+  readonly capabilities = {
+    arches: hostArch() ? [hostArch() ?? 'x86_64'] : [],
+    // SendCtrlAltDel exists on x86 only.
+    gracefulStop: hostArch() === 'x86_64',
+    pause: true,
+    snapshot: true,
+    agentTransport: 'vsock',
+  } as const;
+
+  private readonly jailer: JailerOptions | undefined;
+  private probed: Promise<ProbeResult> | undefined;
+
+  constructor(private readonly options: FirecrackerOptions = {}) {
+    this.jailer = options.jailer ? parseWith(JailerOptionsSchema, options.jailer, 'invalid jailer options') : undefined;
+  }
+
+  probe(): Promise<ProbeResult> {
+    this.probed ??= this.probeHost();
+    return this.probed;
+  }
+
+  private binary(): string | undefined {
+    return this.options.binary ?? process.env.JITVM_FIRECRACKER ?? findOnPath('firecracker');
+  }
+
+  private jailerBinary(): string | undefined {
+    return this.jailer?.binary ?? process.env.JITVM_JAILER ?? findOnPath('jailer');
+  }
+
+  private async probeHost(): Promise<ProbeResult> {
+    const unavailable = (reason: string, binary?: string, version?: string): ProbeResult => ({
+      available: false,
+      reason,
+      accelerator: undefined,
+      binary,
+      version,
+      warnings: [],
+    });
+    if (process.platform !== 'linux')
+      return unavailable(`Firecracker runs on Linux only (this is ${process.platform})`);
+    const binary = this.binary();
+    if (!binary || !existsSync(binary)) {
+      return unavailable(`firecracker ${binary ? `(${binary}) does not exist` : 'not found on PATH'}; ${INSTALL_HINT}`);
+    }
+    const versionText = await toolVersion(binary);
+    const version = parseFirecrackerVersion(versionText);
+    if (!version) return unavailable(`${binary} --version did not print "Firecracker vX.Y.Z"`, binary, versionText);
+    const versionName = version.join('.');
+    if (!atLeast(version, MIN_VERSION)) {
+      return unavailable(
+        `Firecracker ${versionName} is too old; jitvm needs ${MIN_VERSION.join('.')} or newer`,
+        binary,
+      );
+    }
+    const kvm = (this.options.kvmCheck ?? kvmUsable)();
+    if (!kvm.usable) return unavailable(`Firecracker needs KVM: ${kvm.reason}`, binary, versionName);
+    if (this.jailer) {
+      const jailer = this.jailerBinary();
+      if (!jailer || !existsSync(jailer)) {
+        return unavailable(`the jailer was requested but is not installed (set JITVM_JAILER or put it on PATH)`);
+      }
+      if (process.getuid?.() !== 0) return unavailable('the jailer needs root (it chroots and drops privileges)');
+    }
+    return {
+      available: true,
+      reason: `${binary} (Firecracker ${versionName}); ${kvm.reason}${this.jailer ? '; jailed' : ''}`,
+      accelerator: 'kvm',
+      binary,
+      version: versionName,
+      warnings: this.jailer?.daemonize ? ['jailer --daemonize sends the guest console to /dev/null'] : [],
+    };
+  }
+
+  private async requireAvailable(): Promise<ProbeResult & { binary: string; version: string }> {
+    const probe = await this.probe();
+    if (!probe.available || !probe.binary || !probe.version) {
+      throw new JitvmError('unsupported', `the firecracker backend cannot run here: ${probe.reason}`);
+    }
+    return { ...probe, binary: probe.binary, version: probe.version };
+  }
+
+  async spawn(config: VmConfig, options: SpawnOptions = {}): Promise<VmInstance> {
+    const probe = await this.requireAvailable();
+    checkConfig(config);
+    const kernel = await vmlinuxFor(config.kernel);
+    if (!existsSync(config.initrd)) {
+      throw new InvalidArgumentError(`initrd ${config.initrd} does not exist; run \`jitvm image build\``);
+    }
+    return this.withRuntimeDir(options, async (id, runtimeDir, detached) => {
+      const { instance, api, files } = await this.startVmm(probe, config, id, runtimeDir, detached);
+      try {
+        const requests = bootRequests(config, {
+          kernel: files.expose(kernel, 'vmlinux', false),
+          initrd: files.expose(config.initrd, 'initrd', false),
+          drivePath: (drive) => files.expose(drive.path, `drive-${drive.id}`, !drive.readOnly),
+          vsockSocket: files.vmmPath('vsock.sock'),
+        });
+        await api.putBootSource(requests.bootSource);
+        await api.putMachineConfig(requests.machineConfig);
+        for (const drive of requests.drives) await api.putDrive(drive);
+        for (const nic of requests.networkInterfaces) await api.putNetworkInterface(nic);
+        await api.putVsock(requests.vsock);
+        await api.action('InstanceStart');
+      } catch (error) {
+        throw await failedStart(instance, error);
+      }
+      instance.started(false);
+      return instance;
+    });
+  }
+
+  async restore(snapshot: VmSnapshot, options: RestoreOptions = {}): Promise<VmInstance> {
+    const probe = await this.requireAvailable();
+    if (snapshot.backend !== this.name) {
+      throw new InvalidArgumentError(`snapshot ${snapshot.dir} was written by the ${snapshot.backend} backend`);
+    }
+    if (snapshot.vmmVersion !== probe.version) {
+      throw new InvalidArgumentError(
+        `snapshot ${snapshot.dir} was written by Firecracker ${snapshot.vmmVersion ?? '(unknown)'}, ` +
+          `this host runs ${probe.version}: Firecracker loads only snapshots of its own version`,
+      );
+    }
+    const version = parseFirecrackerVersion(`Firecracker v${probe.version}`) as Version;
+    if (!this.jailer && !atLeast(version, VSOCK_OVERRIDE_VERSION)) {
+      throw new JitvmError(
+        'unsupported',
+        `restoring without the jailer needs Firecracker ${VSOCK_OVERRIDE_VERSION.join('.')}+ (vsock_override); ` +
+          `this is ${probe.version}: upgrade, or use the jailer so every clone has its own chroot`,
+      );
+    }
+    const { config } = snapshot;
+    const resume = options.resume ?? true;
+    return this.withRuntimeDir(options, async (id, runtimeDir, detached) => {
+      const { instance, api, files } = await this.startVmm(probe, config, id, runtimeDir, detached);
+      try {
+        // A jailed clone sees the same in-jail names as its original: the drives and vsock need no override.
+        for (const drive of config.drives) files.expose(drive.path, `drive-${drive.id}`, !drive.readOnly);
+        await api.loadSnapshot({
+          snapshot_path: files.expose(join(snapshot.dir, snapshot.files.state), 'snapshot.vmstate', false),
+          mem_backend: {
+            backend_type: 'File',
+            backend_path: files.expose(join(snapshot.dir, snapshot.files.memory), 'snapshot.memory', false),
+          },
+          resume_vm: resume,
+          ...(files.jailed ? {} : { vsock_override: { uds_path: files.vmmPath('vsock.sock') } }),
+        });
+      } catch (error) {
+        throw await failedStart(instance, error);
+      }
+      instance.started(!resume);
+      return instance;
+    });
+  }
+
+  async attach(id: string): Promise<VmInstance> {
+    const record = liveVmRecord(id);
+    if (!record?.config) {
+      throw new JitvmError(
+        'not_found',
+        `sandbox ${id} is not running (unknown id, or its VM exited and was cleaned up)`,
+      );
+    }
+    const runtimeDir = join(vmsRoot(), id);
+    const files = record.vmmRoot ? jailFileSpace(record.vmmRoot) : plainFileSpace(runtimeDir);
+    const layout: FirecrackerLayout = {
+      files,
+      apiSocket: record.controlSocket,
+      vsockSocket: record.agentSocket,
+      consoleLog: record.consoleLog,
+      vmmLog: join(runtimeDir, 'vmm.log'),
+      leftovers: record.cleanup ?? { dirs: [] },
+    };
+    const vmm = foreignVmmProcess(record.pid, record.processMarker ?? runtimeDir);
+    const api = new FirecrackerApi(record.controlSocket);
+    const instance = new FirecrackerInstance(id, runtimeDir, layout, vmm, api, record.config, record.vmmVersion);
+    const info = await api.describeInstance();
+    instance.started(info.state === 'Paused');
+    return instance;
+  }
+
+  private async withRuntimeDir(
+    options: SpawnOptions,
+    start: (id: string, runtimeDir: string, detached: boolean) => Promise<FirecrackerInstance>,
+  ): Promise<VmInstance> {
+    const id = options.id ?? `jv-${randomBytes(5).toString('hex')}`;
+    const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
+    mkdirSync(runtimeDir, { mode: 0o700 });
+    try {
+      return await start(id, runtimeDir, options.detached ?? false);
+    } catch (error) {
+      rmSync(runtimeDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** Starts Firecracker (jailed or not), waits for its API and configures logs and metrics. */
+  private async startVmm(
+    probe: { binary: string; version: string },
+    config: VmConfig,
+    id: string,
+    runtimeDir: string,
+    detached: boolean,
+  ): Promise<Started> {
+    const consoleLog = join(runtimeDir, 'console.log');
+    const vmmLog = join(runtimeDir, 'vmm.log');
+    const jailer = this.jailer;
+    const jail = jailer ? jailRoot(jailer, probe.binary, id) : undefined;
+    const files = jail ? jailFileSpace(jail) : plainFileSpace(runtimeDir);
+    const layout: FirecrackerLayout = {
+      files,
+      apiSocket: files.hostPath(jail ? JAILED_API_SOCKET : 'api.sock'),
+      vsockSocket: files.hostPath('vsock.sock'),
+      consoleLog,
+      vmmLog,
+      leftovers: jailer
+        ? { dirs: [jailDir(jailer, probe.binary, id)], cgroup: jailCgroup(jailer, probe.binary, id) }
+        : { dirs: [] },
+    };
+    const launch = { cwd: runtimeDir, detached, stdoutPath: consoleLog, stderrPath: vmmLog };
+    let vmm: VmmProcess;
+    if (jailer) {
+      const jailerBinary = this.jailerBinary() as string;
+      const child = await spawnVmm(jailerBinary, jailerArgs(jailer, probe.binary, id), {
+        ...launch,
+        newSession: !jailer.daemonize,
+      });
+      const alive = (): boolean => child.exitCode === null && child.signalCode === null;
+      const pid = await jailedVmmPid(jailer, probe.binary, id, child.pid, alive);
+      vmm = pid === child.pid ? childVmmProcess(child) : foreignVmmProcess(pid, id);
+    } else {
+      const child = await spawnVmm(probe.binary, ['--api-sock', layout.apiSocket, '--id', id], launch);
+      vmm = childVmmProcess(child);
+    }
+    const api = new FirecrackerApi(layout.apiSocket);
+    const instance = new FirecrackerInstance(id, runtimeDir, layout, vmm, api, config, probe.version);
+    try {
+      await api.waitUntilReady(API_READY_TIMEOUT_MS, () => vmm.isAlive());
+      await api.putLogger({ log_path: files.vmmPath('firecracker.log'), level: 'Info', show_level: true });
+      await api.putMetrics({ metrics_path: files.vmmPath('metrics.json') });
+    } catch (error) {
+      throw await failedStart(instance, error);
+    }
+    writeVmRecord(runtimeDir, {
+      id,
+      backend: this.name,
+      pid: vmm.pid,
+      createdAt: new Date().toISOString(),
+      detached,
+      controlSocket: layout.apiSocket,
+      agentSocket: layout.vsockSocket,
+      consoleLog,
+      cpus: config.cpus,
+      memoryMiB: config.memoryMiB,
+      arch: config.arch,
+      accelerator: 'kvm',
+      processMarker: jail ? id : runtimeDir,
+      vmmRoot: jail,
+      cleanup: layout.leftovers,
+      config,
+      vmmVersion: probe.version,
+    });
+    return { instance, api, files };
+  }
+}
+
+function checkConfig(config: VmConfig): void {
+  if (config.arch !== hostArch()) {
+    throw new InvalidArgumentError(`Firecracker runs ${hostArch() ?? 'no'} guests on this host, not ${config.arch}`);
+  }
+  if (config.cpus > MAX_VCPUS) throw new InvalidArgumentError(`Firecracker supports at most ${MAX_VCPUS} vCPUs`);
+  if (config.accelerator && config.accelerator !== 'kvm') {
+    throw new InvalidArgumentError(`Firecracker always uses KVM; accelerator ${config.accelerator} is not possible`);
+  }
+}
+
+/**
+ * Kills a VM whose start failed and explains why: Firecracker's refusal as it is (its fault_message says it all),
+ * anything else with what Firecracker printed on stderr.
+ */
+async function failedStart(instance: FirecrackerInstance, error: unknown): Promise<Error> {
+  await instance.kill();
+  if (error instanceof FirecrackerApiError) return error;
+  const output = instance.vmmOutput();
+  if (error instanceof JitvmError && !output) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new JitvmError('vmm_failed', `Firecracker failed to start the VM: ${message}${output ? `\n${output}` : ''}`, {
+    cause: error,
+  });
+}

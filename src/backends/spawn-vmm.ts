@@ -1,0 +1,48 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { findOnPath } from '../core/host-tools.js';
+
+export interface VmmLaunch {
+  readonly cwd: string;
+  /** Let the VMM outlive this process: its own session, and no parent-death signal. */
+  readonly detached: boolean;
+  /** File for the VMM's stdout (Firecracker prints the guest console there); discarded when absent. */
+  readonly stdoutPath?: string;
+  /** File for the VMM's stderr. */
+  readonly stderrPath: string;
+  /** Start in a new session when detached (false for a jailer that calls setsid() itself). */
+  readonly newSession?: boolean;
+}
+
+/** Keeps the VMM from outliving the process that started it (unless detached), even if that process is SIGKILLed. */
+function withParentDeathSignal(binary: string, args: readonly string[], detached: boolean): [string, string[]] {
+  const setpriv = process.platform === 'linux' && !detached ? findOnPath('setpriv') : undefined;
+  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', binary, ...args]] : [binary, [...args]];
+}
+
+/** Spawns a VMM with its output in files and resolves once it runs (rejects if it could not be executed). */
+export async function spawnVmm(
+  binary: string,
+  args: readonly string[],
+  launch: VmmLaunch,
+): Promise<ChildProcess & { pid: number }> {
+  const stderrFd = openSync(launch.stderrPath, 'w', 0o600);
+  const stdoutFd = launch.stdoutPath ? openSync(launch.stdoutPath, 'w', 0o600) : 'ignore';
+  const [command, argv] = withParentDeathSignal(binary, args, launch.detached);
+  try {
+    const child = spawn(command, argv, {
+      stdio: ['ignore', stdoutFd, stderrFd],
+      detached: launch.detached && (launch.newSession ?? true),
+      cwd: launch.cwd,
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid as number));
+      child.once('error', reject);
+    });
+    if (launch.detached) child.unref();
+    return Object.assign(child, { pid });
+  } finally {
+    closeSync(stderrFd);
+    if (typeof stdoutFd === 'number') closeSync(stdoutFd);
+  }
+}
