@@ -4,19 +4,19 @@ import { it } from 'node:test';
 import { runtimeRoot, vmsRoot } from '../../src/core/paths.js';
 
 /** Runs last (files run in name order): everything the suite booted must be gone. */
-it('leaves no qemu-system process and no VM runtime dir behind', () => {
+it('leaves no VMM process (QEMU, or the Firecracker contract fake) and no VM runtime dir behind', () => {
   const root = runtimeRoot();
   const ours = readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
     .filter((pid) => {
       try {
         const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        return cmdline.includes('qemu-system') && cmdline.includes(root);
+        return (cmdline.includes('qemu-system') && cmdline.includes(root)) || cmdline.includes('fake-firecracker');
       } catch {
         return false;
       }
     });
-  assert.deepEqual(ours, [], `qemu processes left running: ${ours.join(', ')}`);
+  assert.deepEqual(ours, [], `VMM processes left running: ${ours.join(', ')}`);
   let dirs: string[] = [];
   try {
     dirs = readdirSync(vmsRoot());

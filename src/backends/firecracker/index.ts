@@ -294,6 +294,8 @@ export class FirecrackerHypervisor implements Hypervisor {
     const launch = { cwd: runtimeDir, detached, stdoutPath: consoleLog, stderrPath: vmmLog };
     let vmm: VmmProcess;
     if (jailer) {
+      // The jailer canonicalizes the base dir, so it must exist; it is root's (the jailer runs as root).
+      mkdirSync(jailer.chrootBaseDir, { recursive: true, mode: 0o755 });
       const jailerBinary = this.jailerBinary() as string;
       const child = await spawnVmm(jailerBinary, jailerArgs(jailer, probe.binary, id), {
         ...launch,
