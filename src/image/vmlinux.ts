@@ -6,7 +6,7 @@
  */
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
@@ -125,6 +125,7 @@ export async function vmlinuxFor(kernelPath: string, options: { signal?: AbortSi
     if (await isFile(target)) return target;
     const vmlinux = await extractVmlinux(kernel, signal);
     await writeAtomically(target, vmlinux);
+    await pruneVmlinuxCache(target);
     return target;
   } catch (cause) {
     if (signal?.aborted) throw new CancelledError(`extracting the kernel from ${kernelPath} was cancelled`);
@@ -135,6 +136,27 @@ export async function vmlinuxFor(kernelPath: string, options: { signal?: AbortSi
       { cause },
     );
   }
+}
+
+/** Extracted kernels kept (about 50 MiB each), like the three newest images. */
+const KEPT_VMLINUX = 3;
+
+/** Removes all but the newest cached kernels (not files still being written); `keep` (just written) always stays. */
+async function pruneVmlinuxCache(keep: string): Promise<void> {
+  const dir = vmlinuxCacheDir();
+  const entries = await Promise.all(
+    (await readdir(dir))
+      .filter((name) => !name.startsWith('.'))
+      .map(async (name) => {
+        const path = join(dir, name);
+        return { path, mtimeMs: (await stat(path).catch(() => undefined))?.mtimeMs ?? 0 };
+      }),
+  );
+  const stale = entries
+    .filter((entry) => entry.path !== keep)
+    .sort((a, b) => b.mtimeMs - a.mtimeMs)
+    .slice(KEPT_VMLINUX - 1);
+  await Promise.all(stale.map((entry) => rm(entry.path, { force: true })));
 }
 
 /** Where extracted kernels are cached. */

@@ -17,6 +17,7 @@ import { PayloadReader, PayloadWriter } from '../../src/channel/wire.js';
 import { ProtocolError } from '../../src/core/errors.js';
 import { AGENT_SOURCE_DIR, buildAgent } from '../../src/image/agent-build.js';
 import { runCommand } from '../../src/sandbox/command.js';
+import { alive } from '../helpers/process.js';
 
 let dir: string;
 let server: Server;
@@ -34,15 +35,6 @@ async function connectAgent(): Promise<AgentConnection> {
   const connection = new AgentConnection(await nextConnection());
   await connection.handshake();
   return connection;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 before(async () => {

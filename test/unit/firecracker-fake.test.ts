@@ -30,6 +30,7 @@ import {
   readRecordedRequests,
 } from '../helpers/firecracker/install.js';
 import { tempDir } from '../helpers/temp.js';
+import { alive } from '../helpers/process.js';
 
 const SERDE = 'An error occurred when deserializing the json body of a request:';
 const PRE_BOOT = 'The requested operation is not supported before starting the microVM.';
@@ -78,15 +79,6 @@ async function until(condition: () => boolean | Promise<boolean>, what: string):
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   assert.fail(`not within 5 s: ${what}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Ends a process this test started, directly or through the jailer, and waits until it is gone. */

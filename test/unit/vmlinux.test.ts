@@ -199,6 +199,20 @@ describe('vmlinuxFor', () => {
     assert.deepEqual(await readdir(vmlinuxCacheDir(root)), [first.split('/').pop()], 'no temp files left');
   });
 
+  it('keeps only the three newest extracted kernels', async (t) => {
+    const root = withCache(t);
+    const dir = tempDir(t);
+    const extracted: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const bzImage = join(dir, `vmlinuz-${i}`);
+      await writeFile(bzImage, synthesizeBzImage(gzipSync(synthesizeKernelElf(randomBytes(64)))));
+      extracted.push(await vmlinuxFor(bzImage));
+    }
+    const kept = (await readdir(vmlinuxCacheDir(root))).map((name) => join(vmlinuxCacheDir(root), name));
+    assert.equal(kept.length, 3);
+    assert.ok(kept.includes(extracted[4] as string), 'the newest stays');
+  });
+
   it('writes concurrent first extractions whole, leaving no temp files', async (t) => {
     const root = withCache(t);
     const bzImage = join(tempDir(t), 'vmlinuz');
