@@ -10,8 +10,6 @@ export interface VmmLaunch {
   readonly stdoutPath?: string;
   /** File for the VMM's stderr. */
   readonly stderrPath: string;
-  /** Start in a new session when detached (false for a jailer that calls setsid() itself). */
-  readonly newSession?: boolean;
 }
 
 /** Keeps the VMM from outliving the process that started it (unless detached), even if that process is SIGKILLed. */
@@ -32,7 +30,7 @@ export async function spawnVmm(
   try {
     const child = spawn(command, argv, {
       stdio: ['ignore', stdoutFd, stderrFd],
-      detached: launch.detached && (launch.newSession ?? true),
+      detached: launch.detached,
       cwd: launch.cwd,
     });
     const pid = await new Promise<number>((resolve, reject) => {

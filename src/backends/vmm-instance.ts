@@ -34,16 +34,34 @@ export abstract class VmmInstance implements VmInstance {
     private readonly controlPath: string,
   ) {
     // A child's exit is watched at once so teardown happens even if nobody waits; a foreign VMM is polled on demand.
-    if (process.child) void this.exited;
+    if (process.child) this.exited.catch(() => undefined);
   }
 
   abstract connectAgent(signal?: AbortSignal): Promise<Duplex>;
-  abstract pause(): Promise<void>;
-  abstract resume(): Promise<void>;
   abstract snapshot(dir: string): Promise<VmSnapshot>;
   abstract stop(options?: StopOptions): Promise<VmExit>;
   /** Closes this process's control connection to the VMM, if any. */
   protected abstract closeControl(): void;
+  /** Asks the VMM to freeze / unfreeze the vCPUs. */
+  protected abstract pauseVmm(): Promise<void>;
+  protected abstract resumeVmm(): Promise<void>;
+
+  async pause(): Promise<void> {
+    this.requireLive('pause');
+    await this.pauseVmm();
+    this.moveTo({ kind: 'paused' });
+  }
+
+  async resume(): Promise<void> {
+    this.requireLive('resume');
+    await this.resumeVmm();
+    this.moveTo({ kind: 'running' });
+  }
+
+  /** Changes between live states; a stop or exit that happened while we awaited the VMM wins. */
+  protected moveTo(state: { kind: 'running' } | { kind: 'paused' }): void {
+    if (this.currentState.kind !== 'stopping' && this.currentState.kind !== 'exited') this.currentState = state;
+  }
 
   protected get exited(): Promise<VmExit> {
     this.exitedPromise ??= this.process.exited.then((exit) => this.onExit(exit));
@@ -90,11 +108,6 @@ export abstract class VmmInstance implements VmInstance {
     this.closeControl();
   }
 
-  /** Marks a started VM running (a stop that began meanwhile wins). */
-  protected markRunning(): void {
-    if (this.currentState.kind === 'starting') this.currentState = { kind: 'running' };
-  }
-
   protected requireLive(action: string): void {
     if (this.currentState.kind === 'exited' || this.currentState.kind === 'stopping') {
       throw new JitvmError('invalid_state', `cannot ${action} VM ${this.id}: it is ${this.currentState.kind}`);
@@ -119,8 +132,15 @@ export abstract class VmmInstance implements VmInstance {
     this.currentState = { kind: 'exited', exit };
     this.closeControl();
     if (!this.released) {
-      rmSync(this.runtimeDir, { recursive: true, force: true });
-      this.cleanUpAfterExit();
+      // Teardown runs from an exit callback: a failure here must be reported, never crash the host program.
+      try {
+        rmSync(this.runtimeDir, { recursive: true, force: true });
+        this.cleanUpAfterExit();
+      } catch (error) {
+        process.emitWarning(`could not remove everything VM ${this.id} left: ${(error as Error).message}`, {
+          code: 'JITVM_CLEANUP',
+        });
+      }
     }
     return exit;
   }

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
 
@@ -18,6 +19,14 @@ const kernelArg = z
   .string()
   .min(1)
   .regex(/^[^\s"]+$/, 'a kernel argument may not contain spaces or quotes');
+
+/** A host file path, made absolute: a VMM resolves relative paths against its own working directory, not ours. */
+function hostPath(message: string) {
+  return z
+    .string()
+    .min(1, message)
+    .transform((path) => resolve(path));
+}
 
 /** A token bucket: `size` tokens (bytes or operations), refilled over `refillTimeMs`, plus an optional first burst. */
 export const TokenBucketSchema = z
@@ -41,7 +50,7 @@ export const DriveSchema = z
   .object({
     /** Firecracker's drive_id rules: letters, digits and `_`. */
     id: z.string().regex(/^[A-Za-z0-9_]{1,32}$/, 'a drive id is 1-32 letters, digits or `_`'),
-    path: z.string().min(1, 'a drive needs the path of a disk image on the host'),
+    path: hostPath('a drive needs the path of a disk image on the host'),
     readOnly: z.boolean().default(true),
     /** The guest's root device (at most one): attached first, so it is /dev/vda. */
     root: z.boolean().default(false),
@@ -76,8 +85,8 @@ const MAX_DRIVES = 6;
 export const VmConfigSchema = z.object({
   cpus: z.number().int().min(1).max(64).default(1),
   memoryMiB: z.number().int().min(64).max(65536).default(256),
-  kernel: z.string().min(1, 'kernel must be a path to a kernel image'),
-  initrd: z.string().min(1, 'initrd must be a path to an initramfs'),
+  kernel: hostPath('kernel must be a path to a kernel image'),
+  initrd: hostPath('initrd must be a path to an initramfs'),
   kernelArgs: z.array(kernelArg).max(64).default([]),
   arch: z.enum(ARCHES).default(hostArch() ?? 'x86_64'),
   accelerator: z.enum(ACCELERATORS).optional(),

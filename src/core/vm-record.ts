@@ -1,8 +1,8 @@
 import { readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { VmConfigSchema } from './config.js';
 import { JitvmError } from './errors.js';
+import { parseJsonOrUndefined } from './json.js';
 import { vmsRoot } from './paths.js';
 import { processMatches } from './process.js';
 
@@ -26,8 +26,8 @@ export const VmRecordSchema = z.object({
   vmmRoot: z.string().optional(),
   /** Host state outside the runtime dir to remove once the VMM is gone: directories, and a cgroup (rmdir). */
   cleanup: z.object({ dirs: z.array(z.string()), cgroup: z.string().optional() }).optional(),
-  /** The VM's full config and VMM version, for snapshots taken from another process. */
-  config: VmConfigSchema.optional(),
+  /** The VM's full config (a VmConfig, parsed where it is used: another jitvm version may have written it). */
+  config: z.unknown().optional(),
   vmmVersion: z.string().optional(),
 });
 export type VmRecord = z.infer<typeof VmRecordSchema>;
@@ -50,17 +50,9 @@ export function readVmRecord(id: string): VmRecord {
   } catch {
     throw new JitvmError('not_found', `no sandbox with id ${id}; \`jitvm ls\` lists the running ones`);
   }
-  const parsed = VmRecordSchema.safeParse(parseJson(text));
+  const parsed = VmRecordSchema.safeParse(parseJsonOrUndefined(text));
   if (!parsed.success) throw new JitvmError('invalid_state', `${path} is damaged; \`jitvm ls\` removes it`);
   return parsed.data;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /**

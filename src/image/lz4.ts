@@ -9,6 +9,8 @@ import { ImageBuildError } from './errors.js';
 
 /** The magic number opening an LZ4 legacy frame (bytes `02 21 4c 18`). */
 export const LZ4_LEGACY_MAGIC = 0x184c2102;
+/** No kernel decompresses to more than this; a frame claiming more is refused before allocating. */
+const MAX_OUTPUT = 1024 * 1024 * 1024;
 
 /** Uncompressed size of every chunk but the last (LZ4IO_LEGACY_BLOCKSIZE); no chunk decodes to more. */
 const CHUNK_MAX = 8 * 1024 * 1024;
@@ -44,7 +46,9 @@ export function decodeLz4Legacy(input: Uint8Array): Buffer {
   if (declaredSize !== undefined && declaredSize > bound) {
     fail(`the trailing size ${declaredSize} is more than ${chunks.length} chunk(s) can hold`, input.length - 4);
   }
-  const out = Buffer.allocUnsafe(declaredSize ?? bound);
+  const size = declaredSize ?? bound;
+  if (size > MAX_OUTPUT) fail(`the frame would decode to ${size} bytes, more than any kernel (${MAX_OUTPUT})`, 0);
+  const out = Buffer.allocUnsafe(size);
   let op = 0;
   for (const chunk of chunks) {
     op = decodeBlock(input, chunk.start, chunk.end, out, op, Math.min(out.length, op + CHUNK_MAX));

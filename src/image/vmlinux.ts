@@ -6,7 +6,7 @@
  */
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
@@ -122,7 +122,12 @@ export async function vmlinuxFor(kernelPath: string, options: { signal?: AbortSi
       return kernelPath;
     }
     const target = join(vmlinuxCacheDir(), contentKey(kernel));
-    if (await isFile(target)) return target;
+    if (await isFile(target)) {
+      // Marks it used, so pruning keeps the kernels in use rather than the ones extracted last.
+      const now = new Date();
+      await utimes(target, now, now).catch(() => undefined);
+      return target;
+    }
     const vmlinux = await extractVmlinux(kernel, signal);
     await writeAtomically(target, vmlinux);
     await pruneVmlinuxCache(target);

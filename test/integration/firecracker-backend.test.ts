@@ -160,6 +160,9 @@ describe('Firecracker backend against the API contract', () => {
       assert.equal(statSync(join(snapshotDir, snapshot.files.memory)).size, 128 * 1024 * 1024);
       assert.ok(statSync(join(snapshotDir, snapshot.files.state)).size > 0);
       assert.equal(snapshot.backend, 'firecracker');
+      for (const name of Object.values(snapshot.files)) {
+        assert.equal(statSync(join(snapshotDir, name)).mode & 0o777, 0o400, `${name} is sealed read-only`);
+      }
       assert.equal(snapshot.config.memoryMiB, 128);
       await assert.rejects(source.instance.snapshot(snapshotDir), InvalidArgumentError, 'an existing dir is refused');
 
@@ -196,6 +199,42 @@ describe('Firecracker backend against the API contract', () => {
         hypervisor.restore({ ...snapshot, vmmVersion: '1.11.0' }),
         /written by Firecracker 1\.11\.0, this host runs 1\.12\.0/,
       );
+    } finally {
+      await source.destroy();
+    }
+  });
+
+  it('refuses a bare pause on Firecracker 1.16.0/1.16.1 (vsock bug #6100) but still snapshots', async () => {
+    const fc = await fake({ version: '1.16.1' });
+    const hypervisor = hypervisorFor(fc.firecracker);
+    const source = await Sandbox.create({ hypervisor, kernel, initrd, memoryMiB: 64, bootTimeoutMs: BOOT_TIMEOUT_MS });
+    try {
+      await assert.rejects(source.instance.pause(), /Firecracker 1\.16\.1 loses the agent channel after pause\/resume/);
+      const snapshot = await source.instance.snapshot(join(fc.home, 'snap'));
+      const clone = await hypervisor.restore(snapshot);
+      assert.equal(await execOver(clone, ['echo', 'restored']), 'restored\n');
+      await clone.kill();
+    } finally {
+      await source.destroy();
+    }
+  });
+
+  it('refuses to restore a snapshot whose VM had a writable drive (clones would share it)', async () => {
+    const fc = await fake();
+    const disk = join(fc.home, 'rw.img');
+    writeFileSync(disk, Buffer.alloc(1 << 20));
+    const hypervisor = hypervisorFor(fc.firecracker);
+    const source = await Sandbox.create({
+      hypervisor,
+      kernel,
+      initrd,
+      memoryMiB: 64,
+      drives: [{ id: 'rw', path: disk, readOnly: false }],
+      bootTimeoutMs: BOOT_TIMEOUT_MS,
+    });
+    try {
+      const snapshot = await source.instance.snapshot(join(fc.home, 'snap'));
+      await assert.rejects(hypervisor.restore(snapshot), /has writable drives \(rw\)/);
     } finally {
       await source.destroy();
     }
@@ -275,12 +314,17 @@ describe(
   'Firecracker backend under the jailer (contract fake)',
   { skip: process.getuid?.() === 0 ? false : 'the jailer needs root' },
   () => {
-    for (const newPidNs of [false, true]) {
-      it(`links inputs into the chroot, passes chroot paths, tracks the pid${newPidNs ? ' from the pid file' : ''}, removes the jail`, async () => {
+    const modes = [
+      { name: 'exec', options: {} },
+      { name: '--new-pid-ns', options: { newPidNs: true } },
+      { name: '--daemonize', options: { daemonize: true } },
+    ];
+    for (const mode of modes) {
+      it(`links inputs into the chroot, passes chroot paths, tracks the pid (${mode.name}), removes the jail`, async () => {
         const fc = await fake();
         const base = join(fc.home, 'jails');
         const hypervisor = hypervisorFor(fc.firecracker, {
-          jailer: { binary: fc.jailer, uid: 123, gid: 100, chrootBaseDir: base, newPidNs },
+          jailer: { binary: fc.jailer, uid: 123, gid: 100, chrootBaseDir: base, ...mode.options },
         });
         const sandbox = await Sandbox.create({ hypervisor, kernel, initrd, bootTimeoutMs: BOOT_TIMEOUT_MS });
         const jail = join(base, 'firecracker', sandbox.id);
@@ -299,10 +343,8 @@ describe(
             uds_path: '/vsock.sock',
           });
           assert.equal(statSync(join(jail, 'root', 'initrd')).ino, statSync(initrd).ino, 'hard-linked, not copied');
-          if (newPidNs) {
-            const pidFile = Number(readFileSync(join(jail, 'root', 'firecracker.pid'), 'utf8'));
-            assert.equal(sandbox.instance.pid, pidFile);
-          }
+          const pidFile = Number(readFileSync(join(jail, 'root', 'firecracker.pid'), 'utf8'));
+          assert.equal(sandbox.instance.pid, pidFile, 'the pid the jailer wrote is the VMM');
         } finally {
           await sandbox.destroy();
         }

@@ -87,7 +87,6 @@ describe("the uncompressed kernel of Debian's cloud image", { timeout: 600_000 }
     assert.equal(await vmlinuxFor(image.kernel), vmlinuxPath);
     const cachedMs = performance.now() - started;
     const after = await stat(vmlinuxPath);
-    assert.equal(after.mtimeMs, before.mtimeMs);
     assert.equal(after.ino, before.ino, 'the same file, not a replacement');
     t.diagnostic(`cached lookup (read + sha256 of the bzImage) in ${cachedMs.toFixed(0)} ms`);
   });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseVmConfig } from '../../src/core/config.js';
 import { InvalidArgumentError } from '../../src/core/errors.js';
@@ -71,5 +72,12 @@ describe('VM config', () => {
     refused({ drives: [{ id: 'a', path: '/1', cache: 'x' }] }, /drives\.0/);
     refused({ network: { mode: 'tap', tap: 'a-name-longer-than-15' } }, /network\.tap: a TAP device name/);
     refused({ network: { mode: 'nat' } }, /network/);
+  });
+
+  it('makes host paths absolute, since a VMM resolves relative ones against its own working directory', () => {
+    const config = parseVmConfig({ kernel: 'k/vmlinuz', initrd: './initrd', drives: [{ id: 'd', path: 'disk.img' }] });
+    assert.equal(config.kernel, join(process.cwd(), 'k/vmlinuz'));
+    assert.equal(config.initrd, join(process.cwd(), 'initrd'));
+    assert.equal(config.drives[0]?.path, join(process.cwd(), 'disk.img'));
   });
 });

@@ -3,12 +3,12 @@ import { request } from 'node:http';
 import type { z } from 'zod';
 import { JitvmError, VmmError } from '../../core/errors.js';
 import { delay } from '../../core/process.js';
+import { parseJsonOrUndefined as parseJson } from '../../core/json.js';
 import {
   type ActionType,
   ApiErrorSchema,
   type BootSourceBody,
   type DriveBody,
-  FirecrackerVersionSchema,
   type InstanceInfo,
   InstanceInfoSchema,
   type LoggerBody,
@@ -32,6 +32,8 @@ export class FirecrackerApiError extends VmmError {
   }
 }
 
+/** Firecracker's answers are a few hundred bytes; a (jailed, untrusted) VMM must not make us buffer more. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
 /** Requests can take a while only for snapshots (writing guest memory); configuration answers in microseconds. */
 const REQUEST_TIMEOUT_MS = 60_000;
 const SOCKET_POLL_MS = 5;
@@ -69,10 +71,6 @@ export class FirecrackerApi {
 
   async describeInstance(): Promise<InstanceInfo> {
     return this.get('/', InstanceInfoSchema);
-  }
-
-  async version(): Promise<string> {
-    return (await this.get('/version', FirecrackerVersionSchema)).firecracker_version;
   }
 
   putBootSource(body: BootSourceBody): Promise<void> {
@@ -157,7 +155,15 @@ export class FirecrackerApi {
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              req.destroy(
+                new VmmError(`Firecracker's answer to ${method} ${path} exceeds ${MAX_RESPONSE_BYTES} bytes`),
+              );
+            } else chunks.push(chunk);
+          });
           res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
           res.on('error', reject);
         },
@@ -166,13 +172,5 @@ export class FirecrackerApi {
       req.on('error', reject);
       req.end(body);
     });
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }

@@ -85,6 +85,4 @@ export const InstanceInfoSchema = z.object({
 });
 export type InstanceInfo = z.infer<typeof InstanceInfoSchema>;
 
-export const FirecrackerVersionSchema = z.object({ firecracker_version: z.string() });
-
 export const ApiErrorSchema = z.object({ fault_message: z.string() });

@@ -45,15 +45,25 @@ export function jailFileSpace(jailRoot: string): FileSpace {
         linkSync(source, target);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'EXDEV' || writable) {
-          throw new InvalidArgumentError(
-            `cannot hard-link ${source} into the jail ${jailRoot} (${code ?? String(error)}); ` +
-              'a writable drive must be on the same filesystem as the jailer chroot base dir',
-          );
-        }
-        copyFileSync(source, target);
+        if (code === 'EXDEV' && !writable) copyFileSync(source, target);
+        else
+          throw new InvalidArgumentError(`cannot put ${source} into the jail ${jailRoot}: ${linkProblem(code, error)}`);
       }
       return `/${name}`;
     },
   };
+}
+
+function linkProblem(code: string | undefined, error: unknown): string {
+  switch (code) {
+    case 'ENOENT':
+      return 'it does not exist';
+    case 'EXDEV':
+      return 'a writable drive must be hard-linked, so it must be on the same filesystem as the chroot base dir';
+    case 'EPERM':
+    case 'EACCES':
+      return 'permission denied (the kernel may refuse hard links to files you do not own: fs.protected_hardlinks)';
+    default:
+      return (error as Error).message;
+  }
 }

@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { kvmUsable } from '../../core/accelerator.js';
-import { type VmConfig, hostArch, parseWith } from '../../core/config.js';
+import { type VmConfig, VmConfigSchema, hostArch, parseWith } from '../../core/config.js';
+import { readConsoleTail } from '../../core/console-log.js';
 import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
 import { findOnPath, toolVersion } from '../../core/host-tools.js';
 import type {
@@ -14,7 +15,7 @@ import type {
   VmSnapshot,
 } from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
-import { liveVmRecord, writeVmRecord } from '../../core/vm-record.js';
+import { liveVmRecord, removeHostLeftovers, writeVmRecord } from '../../core/vm-record.js';
 import { childVmmProcess, foreignVmmProcess, type VmmProcess } from '../../core/vmm-process.js';
 import { vmlinuxFor } from '../../image/vmlinux.js';
 import { spawnVmm } from '../spawn-vmm.js';
@@ -30,6 +31,7 @@ import {
   jailCgroup,
   jailDir,
   jailRoot,
+  jailPidFile,
   jailedVmmPid,
   jailerArgs,
 } from './jailer.js';
@@ -157,7 +159,8 @@ export class FirecrackerHypervisor implements Hypervisor {
   async spawn(config: VmConfig, options: SpawnOptions = {}): Promise<VmInstance> {
     const probe = await this.requireAvailable();
     checkConfig(config);
-    const kernel = await vmlinuxFor(config.kernel);
+    // x86 Firecracker boots an uncompressed ELF; on aarch64 it takes the kernel's `Image` as it is.
+    const kernel = config.arch === 'x86_64' ? await vmlinuxFor(config.kernel) : config.kernel;
     if (!existsSync(config.initrd)) {
       throw new InvalidArgumentError(`initrd ${config.initrd} does not exist; run \`jitvm image build\``);
     }
@@ -204,6 +207,14 @@ export class FirecrackerHypervisor implements Hypervisor {
       );
     }
     const { config } = snapshot;
+    const writable = config.drives.filter((drive) => !drive.readOnly).map((drive) => drive.id);
+    if (writable.length > 0) {
+      throw new InvalidArgumentError(
+        `snapshot ${snapshot.dir} has writable drives (${writable.join(', ')}): restored VMs would share them; ` +
+          'snapshot VMs whose drives are read-only',
+      );
+    }
+    const dir = resolve(snapshot.dir);
     const resume = options.resume ?? true;
     return this.withRuntimeDir(options, async (id, runtimeDir, detached) => {
       const { instance, api, files } = await this.startVmm(probe, config, id, runtimeDir, detached);
@@ -211,10 +222,10 @@ export class FirecrackerHypervisor implements Hypervisor {
         // A jailed clone sees the same in-jail names as its original: the drives and vsock need no override.
         for (const drive of config.drives) files.expose(drive.path, `drive-${drive.id}`, !drive.readOnly);
         await api.loadSnapshot({
-          snapshot_path: files.expose(join(snapshot.dir, snapshot.files.state), 'snapshot.vmstate', false),
+          snapshot_path: files.expose(join(dir, snapshot.files.state), 'snapshot.vmstate', false),
           mem_backend: {
             backend_type: 'File',
-            backend_path: files.expose(join(snapshot.dir, snapshot.files.memory), 'snapshot.memory', false),
+            backend_path: files.expose(join(dir, snapshot.files.memory), 'snapshot.memory', false),
           },
           resume_vm: resume,
           ...(files.jailed ? {} : { vsock_override: { uds_path: files.vmmPath('vsock.sock') } }),
@@ -229,10 +240,17 @@ export class FirecrackerHypervisor implements Hypervisor {
 
   async attach(id: string): Promise<VmInstance> {
     const record = liveVmRecord(id);
-    if (!record?.config) {
+    if (!record) {
       throw new JitvmError(
         'not_found',
         `sandbox ${id} is not running (unknown id, or its VM exited and was cleaned up)`,
+      );
+    }
+    const config = VmConfigSchema.safeParse(record.config);
+    if (!config.success) {
+      throw new JitvmError(
+        'invalid_state',
+        `sandbox ${id} was started by another jitvm version; its config is unreadable`,
       );
     }
     const runtimeDir = join(vmsRoot(), id);
@@ -247,7 +265,7 @@ export class FirecrackerHypervisor implements Hypervisor {
     };
     const vmm = foreignVmmProcess(record.pid, record.processMarker ?? runtimeDir);
     const api = new FirecrackerApi(record.controlSocket);
-    const instance = new FirecrackerInstance(id, runtimeDir, layout, vmm, api, record.config, record.vmmVersion);
+    const instance = new FirecrackerInstance(id, runtimeDir, layout, vmm, api, config.data, record.vmmVersion);
     const info = await api.describeInstance();
     instance.started(info.state === 'Paused');
     return instance;
@@ -279,7 +297,9 @@ export class FirecrackerHypervisor implements Hypervisor {
     const consoleLog = join(runtimeDir, 'console.log');
     const vmmLog = join(runtimeDir, 'vmm.log');
     const jailer = this.jailer;
-    const jail = jailer ? jailRoot(jailer, probe.binary, id) : undefined;
+    // The jailer names the jail after the file a symlinked binary points to.
+    const execFile = jailer ? realpathSync(probe.binary) : probe.binary;
+    const jail = jailer ? jailRoot(jailer, execFile, id) : undefined;
     const files = jail ? jailFileSpace(jail) : plainFileSpace(runtimeDir);
     const layout: FirecrackerLayout = {
       files,
@@ -288,7 +308,7 @@ export class FirecrackerHypervisor implements Hypervisor {
       consoleLog,
       vmmLog,
       leftovers: jailer
-        ? { dirs: [jailDir(jailer, probe.binary, id)], cgroup: jailCgroup(jailer, probe.binary, id) }
+        ? { dirs: [jailDir(jailer, execFile, id)], cgroup: jailCgroup(jailer, execFile, id) }
         : { dirs: [] },
     };
     const launch = { cwd: runtimeDir, detached, stdoutPath: consoleLog, stderrPath: vmmLog };
@@ -296,14 +316,19 @@ export class FirecrackerHypervisor implements Hypervisor {
     if (jailer) {
       // The jailer canonicalizes the base dir, so it must exist; it is root's (the jailer runs as root).
       mkdirSync(jailer.chrootBaseDir, { recursive: true, mode: 0o755 });
-      const jailerBinary = this.jailerBinary() as string;
-      const child = await spawnVmm(jailerBinary, jailerArgs(jailer, probe.binary, id), {
-        ...launch,
-        newSession: !jailer.daemonize,
-      });
-      const alive = (): boolean => child.exitCode === null && child.signalCode === null;
-      const pid = await jailedVmmPid(jailer, probe.binary, id, child.pid, alive);
-      vmm = pid === child.pid ? childVmmProcess(child) : foreignVmmProcess(pid, id);
+      const child = await spawnVmm(this.jailerBinary() as string, jailerArgs(jailer, execFile, id), launch);
+      const failed = (): boolean => (child.exitCode !== null ? child.exitCode !== 0 : child.signalCode !== null);
+      try {
+        const pid = await jailedVmmPid(jailPidFile(jailer, execFile, id), failed);
+        vmm = pid === child.pid ? childVmmProcess(child) : foreignVmmProcess(pid, id);
+      } catch (error) {
+        child.kill('SIGKILL');
+        removeHostLeftovers(layout.leftovers);
+        const output = readConsoleTail(vmmLog);
+        throw new JitvmError('vmm_failed', `${(error as Error).message}${output ? `:\n${output}` : ''}`, {
+          cause: error,
+        });
+      }
     } else {
       const child = await spawnVmm(probe.binary, ['--api-sock', layout.apiSocket, '--id', id], launch);
       vmm = childVmmProcess(child);

@@ -1,11 +1,11 @@
 /** One Firecracker process, driven over its REST API; the agent is reached over hybrid vsock. */
-import { copyFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { connectHybridVsock } from '../../channel/hybrid-vsock.js';
 import { AGENT_VSOCK_PORT } from '../../channel/protocol.js';
 import type { VmConfig } from '../../core/config.js';
-import { ChannelClosedError, InvalidArgumentError } from '../../core/errors.js';
+import { ChannelClosedError, InvalidArgumentError, JitvmError, VmmError } from '../../core/errors.js';
 import type { StopOptions, VmExit, VmSnapshot } from '../../core/hypervisor.js';
 import { type HostLeftovers, removeHostLeftovers } from '../../core/vm-record.js';
 import type { VmmProcess } from '../../core/vmm-process.js';
@@ -46,8 +46,7 @@ export class FirecrackerInstance extends VmmInstance {
 
   /** Called once the guest was started or restored. */
   started(paused: boolean): void {
-    if (paused && this.currentState.kind === 'starting') this.currentState = { kind: 'paused' };
-    else this.markRunning();
+    if (this.currentState.kind === 'starting') this.moveTo({ kind: paused ? 'paused' : 'running' });
   }
 
   connectAgent(signal?: AbortSignal): Promise<Duplex> {
@@ -57,20 +56,27 @@ export class FirecrackerInstance extends VmmInstance {
     return connectHybridVsock(this.layout.vsockSocket, AGENT_VSOCK_PORT, { signal });
   }
 
-  async pause(): Promise<void> {
-    this.requireLive('pause');
+  /**
+   * Firecracker 1.16.0 and 1.16.1 stop delivering host-to-guest vsock data after a bare pause and resume (CHANGELOG
+   * #6100), which would cut the agent off for good; pausing for a snapshot is not affected (the snapshot resets vsock).
+   */
+  protected async pauseVmm(): Promise<void> {
+    if (this.vmmVersion === '1.16.0' || this.vmmVersion === '1.16.1') {
+      throw new JitvmError(
+        'unsupported',
+        `Firecracker ${this.vmmVersion} loses the agent channel after pause/resume (fixed by #6100): upgrade it`,
+      );
+    }
     await this.api.setVmState('Paused');
-    this.currentState = { kind: 'paused' };
   }
 
-  async resume(): Promise<void> {
-    this.requireLive('resume');
+  protected async resumeVmm(): Promise<void> {
     await this.api.setVmState('Resumed');
-    this.currentState = { kind: 'running' };
   }
 
-  async snapshot(dir: string): Promise<VmSnapshot> {
+  async snapshot(target: string): Promise<VmSnapshot> {
     this.requireLive('snapshot');
+    const dir = resolve(target);
     try {
       mkdirSync(dir, { mode: 0o700 });
     } catch (error) {
@@ -79,8 +85,12 @@ export class FirecrackerInstance extends VmmInstance {
       });
     }
     try {
-      if (this.currentState.kind !== 'paused') await this.pause();
+      if (this.currentState.kind !== 'paused') {
+        await this.api.setVmState('Paused');
+        this.moveTo({ kind: 'paused' });
+      }
       await this.writeSnapshot(dir);
+      sealSnapshot(dir);
     } catch (error) {
       rmSync(dir, { recursive: true, force: true });
       throw error;
@@ -118,11 +128,17 @@ export class FirecrackerInstance extends VmmInstance {
     const wasPaused = this.currentState.kind === 'paused';
     this.currentState = { kind: 'stopping' };
     if (this.config.arch === 'x86_64' && !wasPaused) {
-      const asked = await this.api.action('SendCtrlAltDel').then(
-        () => true,
-        () => false,
-      );
-      if (asked && (await this.exitWithin(options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS))) return this.exited;
+      // The deadline covers the request too: a VMM busy writing a snapshot may not answer at all.
+      const deadline = options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+      const started = Date.now();
+      const asked = await Promise.race([
+        this.api.action('SendCtrlAltDel').then(
+          () => true,
+          () => false,
+        ),
+        this.exitWithin(deadline).then(() => false),
+      ]);
+      if (asked && (await this.exitWithin(Math.max(0, deadline - (Date.now() - started))))) return this.exited;
     }
     return this.kill();
   }
@@ -136,12 +152,31 @@ export class FirecrackerInstance extends VmmInstance {
   }
 }
 
+/**
+ * Moves a file Firecracker wrote in its jail out of it. The jail belongs to the jailed uid, so the name must be a
+ * regular file (not a link planted to make us copy a device or a FIFO).
+ */
 function moveFile(from: string, to: string): void {
+  if (!lstatSync(from).isFile()) throw new VmmError(`Firecracker left ${from} as something other than a regular file`);
   try {
     renameSync(from, to);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
     copyFileSync(from, to);
     rmSync(from);
+  }
+}
+
+/**
+ * Makes the snapshot's files ours and read-only. Clones map the memory file privately and read pages they have not
+ * touched from it, so whoever can write it (a jailed VMM owns what it wrote) could change every clone's memory.
+ */
+function sealSnapshot(dir: string): void {
+  const uid = process.getuid?.();
+  const gid = process.getgid?.();
+  for (const name of Object.values(SNAPSHOT_FILES)) {
+    const path = join(dir, name);
+    if (uid !== undefined && gid !== undefined) chownSync(path, uid, gid);
+    chmodSync(path, 0o400);
   }
 }

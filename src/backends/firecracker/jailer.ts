@@ -42,7 +42,10 @@ export const JAILED_API_SOCKET = 'api.sock';
 const CGROUP_V2_ROOT = '/sys/fs/cgroup';
 const PID_FILE_TIMEOUT_MS = 10_000;
 
-/** `<base>/<exec name>/<id>`: the jailer's per-VM directory, removed with the VM. */
+/**
+ * `<base>/<exec name>/<id>`: the jailer's per-VM directory, removed with the VM. `execFile` must be the real path:
+ * the jailer names the jail (and the default parent cgroup) after the file a symlink points to.
+ */
 export function jailDir(options: JailerOptions, firecracker: string, id: string): string {
   return join(options.chrootBaseDir, basename(firecracker), id);
 }
@@ -78,27 +81,22 @@ export function jailerArgs(options: JailerOptions, firecracker: string, id: stri
 }
 
 /**
- * Firecracker's host pid. The jailer execs Firecracker, so it is the pid we spawned, except with `--new-pid-ns`,
- * where the jailer forks it and writes `<root>/<exec name>.pid`.
+ * Firecracker's host pid, from the pid file the jailer writes in every mode (`<root>/<exec name>.pid`): it is the
+ * jailer's own pid when it simply execs Firecracker, another one after `--daemonize` (a double fork) or
+ * `--new-pid-ns` (a clone). A jailer that exits with an error before writing it fails at once.
  */
-export async function jailedVmmPid(
-  options: JailerOptions,
-  firecracker: string,
-  id: string,
-  spawnedPid: number,
-  jailerAlive: () => boolean,
-): Promise<number> {
-  if (!options.newPidNs) return spawnedPid;
-  const pidFile = join(jailRoot(options, firecracker, id), `${basename(firecracker)}.pid`);
+export async function jailedVmmPid(pidFile: string, jailerFailed: () => boolean): Promise<number> {
   const deadline = Date.now() + PID_FILE_TIMEOUT_MS;
   for (;;) {
-    if (existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0) return pid;
-    }
-    if (Date.now() > deadline || (!jailerAlive() && !existsSync(pidFile))) {
-      throw new JitvmError('vmm_failed', `the jailer did not write ${pidFile} (is it running with --new-pid-ns?)`);
-    }
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
+    if (Number.isInteger(pid) && pid > 0) return pid;
+    if (jailerFailed()) throw new JitvmError('vmm_failed', 'the jailer failed before starting Firecracker');
+    if (Date.now() > deadline) throw new JitvmError('timeout', `the jailer did not write ${pidFile} in time`);
     await delay(5);
   }
+}
+
+/** Where the jailer writes Firecracker's pid. */
+export function jailPidFile(options: JailerOptions, execFile: string, id: string): string {
+  return join(jailRoot(options, execFile, id), `${basename(execFile)}.pid`);
 }

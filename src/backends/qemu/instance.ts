@@ -53,7 +53,7 @@ export class QemuInstance extends VmmInstance {
     }
     const status = await this.qmp.status();
     if (status !== 'running') throw new VmmError(`QEMU started but the VM is ${status}, not running`);
-    this.markRunning();
+    if (this.currentState.kind === 'starting') this.moveTo({ kind: 'running' });
   }
 
   connectAgent(signal?: AbortSignal): Promise<Duplex> {
@@ -63,16 +63,12 @@ export class QemuInstance extends VmmInstance {
     return connectUnix(this.paths.agentSocket, signal);
   }
 
-  async pause(): Promise<void> {
-    this.requireLive('pause');
+  protected async pauseVmm(): Promise<void> {
     await (await this.control()).pause();
-    this.currentState = { kind: 'paused' };
   }
 
-  async resume(): Promise<void> {
-    this.requireLive('resume');
+  protected async resumeVmm(): Promise<void> {
     await (await this.control()).resume();
-    this.currentState = { kind: 'running' };
   }
 
   snapshot(): Promise<VmSnapshot> {
@@ -83,11 +79,15 @@ export class QemuInstance extends VmmInstance {
 
   async stop(options: StopOptions = {}): Promise<VmExit> {
     if (this.currentState.kind === 'exited') return this.currentState.exit;
+    // A paused guest cannot see the power button: ask QEMU to quit straight away.
+    const paused = this.currentState.kind === 'paused';
     this.currentState = { kind: 'stopping' };
     const timeoutMs = options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     const control = await this.control().catch(() => undefined);
-    await control?.powerdown().catch(() => undefined);
-    if (await this.exitWithin(timeoutMs)) return this.exited;
+    if (!paused) {
+      await control?.powerdown().catch(() => undefined);
+      if (await this.exitWithin(timeoutMs)) return this.exited;
+    }
     await control?.quit().catch(() => undefined);
     if (await this.exitWithin(QUIT_GRACE_MS)) return this.exited;
     return this.kill();
