@@ -13,6 +13,8 @@ export const VmRecordSchema = z.object({
   pid: z.number().int().positive(),
   createdAt: z.string(),
   detached: z.boolean(),
+  /** The process a non-detached VM belongs to: the VM must not outlive it. */
+  ownerPid: z.number().int().positive().optional(),
   controlSocket: z.string(),
   agentSocket: z.string(),
   consoleLog: z.string(),
@@ -67,10 +69,25 @@ export function liveVmRecord(id: string): VmRecord | undefined {
   } catch (error) {
     if (error instanceof JitvmError && error.code === 'not_found') return undefined;
   }
-  if (record && processMatches(record.pid, record.processMarker ?? runtimeDir)) return record;
+  const marker = record?.processMarker ?? runtimeDir;
+  if (record && processMatches(record.pid, marker)) {
+    if (!orphaned(record)) return record;
+    // Its owner died without taking it down (a jailed VMM loses the parent-death signal when it drops privileges).
+    process.kill(record.pid, 'SIGKILL');
+  }
   rmSync(runtimeDir, { recursive: true, force: true });
   if (record?.cleanup) removeHostLeftovers(record.cleanup);
   return undefined;
+}
+
+function orphaned(record: VmRecord): boolean {
+  if (record.detached || record.ownerPid === undefined) return false;
+  try {
+    process.kill(record.ownerPid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 export type HostLeftovers = NonNullable<VmRecord['cleanup']>;

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
@@ -39,4 +41,43 @@ it('liveVmRecord keeps an entry still being started, and removes dead or damaged
   assert.ok(!existsSync(join(vms, 'jv-damaged')));
   assert.equal(liveVmRecord('jv-dead'), undefined);
   assert.ok(!existsSync(join(vms, 'jv-dead')));
+});
+
+it('liveVmRecord ends a non-detached VM whose owner died, and removes what it left outside its runtime dir', async (t) => {
+  const saved = process.env.JITVM_RUNTIME_DIR;
+  process.env.JITVM_RUNTIME_DIR = tempDir(t);
+  t.after(() => {
+    if (saved === undefined) delete process.env.JITVM_RUNTIME_DIR;
+    else process.env.JITVM_RUNTIME_DIR = saved;
+  });
+  const runtimeDir = join(process.env.JITVM_RUNTIME_DIR, 'vms', 'jv-orphan');
+  const jail = join(process.env.JITVM_RUNTIME_DIR, 'jail');
+  mkdirSync(runtimeDir, { recursive: true });
+  mkdirSync(jail);
+  // A stand-in VMM whose command line names its runtime dir, as a real one does.
+  const vmm = spawn('sh', ['-c', 'sleep 60', runtimeDir], { stdio: 'ignore' });
+  t.after(() => vmm.kill('SIGKILL'));
+  const owner = spawn('true');
+  await once(owner, 'exit');
+  const record = {
+    id: 'jv-orphan',
+    backend: 'firecracker',
+    pid: vmm.pid,
+    ownerPid: owner.pid,
+    createdAt: '2026-01-01T00:00:00Z',
+    detached: false,
+    controlSocket: 'q',
+    agentSocket: 'a',
+    consoleLog: 'c',
+    cpus: 1,
+    memoryMiB: 256,
+    arch: 'x86_64',
+    accelerator: 'kvm',
+    cleanup: { dirs: [jail] },
+  };
+  writeFileSync(join(runtimeDir, 'state.json'), JSON.stringify(record));
+  assert.equal(liveVmRecord('jv-orphan'), undefined);
+  const [, signal] = (await once(vmm, 'exit')) as [number | null, string | null];
+  assert.equal(signal, 'SIGKILL');
+  assert.ok(!existsSync(runtimeDir) && !existsSync(jail));
 });

@@ -348,6 +348,7 @@ export class FirecrackerHypervisor implements Hypervisor {
       pid: vmm.pid,
       createdAt: new Date().toISOString(),
       detached,
+      ownerPid: detached ? undefined : process.pid,
       controlSocket: layout.apiSocket,
       agentSocket: layout.vsockSocket,
       consoleLog,

@@ -141,6 +141,7 @@ export class QemuHypervisor implements Hypervisor {
       pid,
       createdAt: new Date().toISOString(),
       detached,
+      ownerPid: detached ? undefined : process.pid,
       controlSocket: paths.qmpSocket,
       agentSocket: paths.agentSocket,
       consoleLog: paths.consoleLog,
