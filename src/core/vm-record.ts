@@ -104,6 +104,15 @@ export function removeHostLeftovers(leftovers: HostLeftovers): void {
   }
 }
 
+/** The record of a running VM, or not_found saying it is not running. */
+export function requireLiveVmRecord(id: string): VmRecord {
+  const record = liveVmRecord(id);
+  if (!record) {
+    throw new JitvmError('not_found', `sandbox ${id} is not running (unknown id, or its VM exited and was cleaned up)`);
+  }
+  return record;
+}
+
 /** Ids of every runtime dir, live or stale. */
 export function listVmIds(): string[] {
   try {

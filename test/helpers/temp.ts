@@ -9,3 +9,14 @@ export function tempDir(t: TestContext, prefix = 'jitvm-test-'): string {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+/** Sets an environment variable for the rest of the test, restoring it afterwards. */
+export function withEnv(t: TestContext, name: string, value: string): string {
+  const saved = process.env[name];
+  process.env[name] = value;
+  t.after(() => {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  });
+  return value;
+}

@@ -5,16 +5,11 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { liveVmRecord } from '../../src/core/vm-record.js';
-import { tempDir } from '../helpers/temp.js';
+import { tempDir, withEnv } from '../helpers/temp.js';
 
 it('liveVmRecord keeps an entry still being started, and removes dead or damaged ones', (t) => {
-  const saved = process.env.JITVM_RUNTIME_DIR;
-  process.env.JITVM_RUNTIME_DIR = tempDir(t);
-  t.after(() => {
-    if (saved === undefined) delete process.env.JITVM_RUNTIME_DIR;
-    else process.env.JITVM_RUNTIME_DIR = saved;
-  });
-  const vms = join(process.env.JITVM_RUNTIME_DIR, 'vms');
+  const root = withEnv(t, 'JITVM_RUNTIME_DIR', tempDir(t));
+  const vms = join(root, 'vms');
   mkdirSync(join(vms, 'jv-starting'), { recursive: true });
   mkdirSync(join(vms, 'jv-damaged'));
   writeFileSync(join(vms, 'jv-damaged', 'state.json'), '{not json');
@@ -44,14 +39,9 @@ it('liveVmRecord keeps an entry still being started, and removes dead or damaged
 });
 
 it('liveVmRecord ends a non-detached VM whose owner died, and removes what it left outside its runtime dir', async (t) => {
-  const saved = process.env.JITVM_RUNTIME_DIR;
-  process.env.JITVM_RUNTIME_DIR = tempDir(t);
-  t.after(() => {
-    if (saved === undefined) delete process.env.JITVM_RUNTIME_DIR;
-    else process.env.JITVM_RUNTIME_DIR = saved;
-  });
-  const runtimeDir = join(process.env.JITVM_RUNTIME_DIR, 'vms', 'jv-orphan');
-  const jail = join(process.env.JITVM_RUNTIME_DIR, 'jail');
+  const root = withEnv(t, 'JITVM_RUNTIME_DIR', tempDir(t));
+  const runtimeDir = join(root, 'vms', 'jv-orphan');
+  const jail = join(root, 'jail');
   mkdirSync(runtimeDir, { recursive: true });
   mkdirSync(jail);
   // A stand-in VMM whose command line names its runtime dir, as a real one does.

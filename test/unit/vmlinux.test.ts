@@ -11,7 +11,7 @@ import { findOnPath } from '../../src/core/host-tools.js';
 import { PT_LOAD, parseElf64 } from '../../src/image/elf.js';
 import { ImageBuildError } from '../../src/image/errors.js';
 import { extractVmlinux, vmlinuxCacheDir, vmlinuxFor } from '../../src/image/vmlinux.js';
-import { tempDir } from '../helpers/temp.js';
+import { tempDir, withEnv } from '../helpers/temp.js';
 
 const ENTRY = 0x1000000n;
 
@@ -175,13 +175,7 @@ describe('extractVmlinux', () => {
 
 describe('vmlinuxFor', () => {
   function withCache(t: TestContext): string {
-    const saved = process.env.JITVM_CACHE_DIR;
-    process.env.JITVM_CACHE_DIR = tempDir(t);
-    t.after(() => {
-      if (saved === undefined) delete process.env.JITVM_CACHE_DIR;
-      else process.env.JITVM_CACHE_DIR = saved;
-    });
-    return process.env.JITVM_CACHE_DIR;
+    return withEnv(t, 'JITVM_CACHE_DIR', tempDir(t));
   }
 
   it('extracts once into the cache, keyed by content, and returns the cached file afterwards', async (t) => {

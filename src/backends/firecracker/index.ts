@@ -15,7 +15,7 @@ import type {
   VmSnapshot,
 } from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
-import { liveVmRecord, removeHostLeftovers, writeVmRecord } from '../../core/vm-record.js';
+import { requireLiveVmRecord, removeHostLeftovers, writeVmRecord } from '../../core/vm-record.js';
 import { childVmmProcess, foreignVmmProcess, type VmmProcess } from '../../core/vmm-process.js';
 import { vmlinuxFor } from '../../image/vmlinux.js';
 import { spawnVmm } from '../spawn-vmm.js';
@@ -239,13 +239,7 @@ export class FirecrackerHypervisor implements Hypervisor {
   }
 
   async attach(id: string): Promise<VmInstance> {
-    const record = liveVmRecord(id);
-    if (!record) {
-      throw new JitvmError(
-        'not_found',
-        `sandbox ${id} is not running (unknown id, or its VM exited and was cleaned up)`,
-      );
-    }
+    const record = requireLiveVmRecord(id);
     const config = VmConfigSchema.safeParse(record.config);
     if (!config.success) {
       throw new JitvmError(

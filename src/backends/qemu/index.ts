@@ -7,7 +7,7 @@ import { HostToolMissingError, InvalidArgumentError, JitvmError } from '../../co
 import { findOnPath, toolVersion } from '../../core/host-tools.js';
 import type { Hypervisor, ProbeResult, SpawnOptions, VmInstance } from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
-import { liveVmRecord, writeVmRecord } from '../../core/vm-record.js';
+import { requireLiveVmRecord, writeVmRecord } from '../../core/vm-record.js';
 import { childVmmProcess, foreignVmmProcess } from '../../core/vmm-process.js';
 import { buildQemuArgs, qemuBinary, runtimePaths } from './args.js';
 import { qemuHasSeccomp } from './features.js';
@@ -161,13 +161,7 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   async attach(id: string): Promise<VmInstance> {
-    const record = liveVmRecord(id);
-    if (!record) {
-      throw new JitvmError(
-        'not_found',
-        `sandbox ${id} is not running (unknown id, or its VM exited and was cleaned up)`,
-      );
-    }
+    const record = requireLiveVmRecord(id);
     const runtimeDir = join(vmsRoot(), id);
     return new QemuInstance(id, runtimeDir, runtimePaths(runtimeDir), foreignVmmProcess(record.pid, runtimeDir));
   }
