@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 busybox-static gcc libc6-dev cpio util-linux)
+# lz4, xz-utils, zstd: the decompressors behind Firecracker's vmlinux extraction (and its tests' reference encoders).
+packages=(qemu-system-x86 busybox-static gcc libc6-dev cpio util-linux lz4 xz-utils zstd)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
