@@ -12,6 +12,8 @@ import { chooseAccelerator } from '../src/core/accelerator.js';
 import { CpioWriter } from '../src/image/cpio.js';
 import { resolveImage } from '../src/image/index.js';
 import { Sandbox } from '../src/sandbox/sandbox.js';
+import { FirecrackerHypervisor } from '../src/backends/firecracker/index.js';
+import { firecrackerColdStart } from './firecracker.js';
 import { launchRawVm, rawBootToFirstByte, rawCommand, readExactly } from './raw-vm.js';
 import { type Summary, summarize, timeEach } from './stats.js';
 
@@ -64,7 +66,7 @@ function row(name: string, unit: string, jitvm: number[], raw?: number[], goal?:
 
 async function coldStart(image: { kernel: string; initrd: string }): Promise<Row> {
   const jitvmCold = async (): Promise<void> => {
-    const sandbox = await Sandbox.create({ bootTimeoutMs: BOOT_TIMEOUT_MS });
+    const sandbox = await Sandbox.create({ backend: 'qemu', bootTimeoutMs: BOOT_TIMEOUT_MS });
     await sandbox.exec(['true']);
     await sandbox.destroy();
   };
@@ -129,7 +131,7 @@ async function rawChannel(kernel: string, initrd: string): Promise<RawFigures> {
 }
 
 async function running(): Promise<{ exec: number[]; ping: number[]; upload: number[]; download: number[] }> {
-  const sandbox = await Sandbox.create({ bootTimeoutMs: BOOT_TIMEOUT_MS });
+  const sandbox = await Sandbox.create({ backend: 'qemu', bootTimeoutMs: BOOT_TIMEOUT_MS });
   try {
     await timeEach(20, () => sandbox.exec(['true']));
     const exec = await timeEach(EXEC_RUNS, () => sandbox.exec(['true']));
@@ -154,6 +156,26 @@ function printTable(rows: Row[]): void {
       `${`${r.name} [${r.unit}]`.padEnd(72)} ${fmt(r.jitvm.median).padStart(10)} ${fmt(r.jitvm.p99).padStart(9)} ${fmt(r.raw?.median).padStart(9)} ${(r.ratio === undefined ? '—' : `${r.ratio.toFixed(2)}×`).padStart(7)}  ${r.goal ?? ''}`,
     );
   }
+}
+
+/** Firecracker's cold start where it can run here; else one line saying why it was skipped. */
+async function firecrackerRows(image: { kernel: string; initrd: string }): Promise<Row[]> {
+  const hypervisor = new FirecrackerHypervisor();
+  const probe = await hypervisor.probe();
+  if (!probe.available || !probe.binary) {
+    console.log(`firecracker: skipped (${probe.reason})`);
+    return [];
+  }
+  const samples = await firecrackerColdStart(hypervisor, probe.binary, image, COLD_RUNS);
+  return [
+    row(
+      'firecracker cold start (create + exec true + destroy vs raw boot to agent accept)',
+      'ms',
+      samples.jitvm,
+      samples.raw,
+      '≤ 1.10×',
+    ),
+  ];
 }
 
 async function main(): Promise<void> {
@@ -198,6 +220,7 @@ async function main(): Promise<void> {
         raw.fileDownload.map(mibPerSecond(bytes)),
       ),
     ];
+    rows.push(...(await firecrackerRows(image)));
     printTable(rows);
     console.log(JSON.stringify({ accelerator: accelerator.accelerator, date: new Date().toISOString(), rows }));
   } finally {
