@@ -93,8 +93,8 @@ void channel_init_unix(const char *socket_path);   /* dev mode: connect to a Uni
 void channel_init_vsock(unsigned int port);        /* listen on AF_VSOCK port; exits when it cannot */
 int channel_connected(void);
 int channel_fd(void);
-int channel_listen_fd(void);       /* vsock: polled for POLLIN at all times; -1 on other transports */
-void channel_accept(void);         /* vsock: a host is waiting; it replaces the one being served */
+int channel_listen_fd(void);       /* vsock: polled for POLLIN while no host is served; -1 otherwise */
+void channel_accept(void);         /* vsock: no host is served and one is waiting: serve it */
 void channel_disconnected(void);
 void channel_on_sigio(void);
 void channel_tick(void);           /* reconnect attempts / checks while disconnected */
@@ -103,7 +103,7 @@ int channel_timeout_ms(void);      /* poll timeout while disconnected, -1 when c
 /* vsock.c: AF_VSOCK helpers for the channel */
 int vsock_device_present(void);    /* the VM has a vsock device with a CID */
 int vsock_listen(unsigned int port);   /* non-blocking listening socket, or -1 (errno set) */
-int vsock_accept_newest(int listen_fd);   /* accepts every waiting host, keeps the newest; -1 when none */
+int vsock_accept_one(int listen_fd);   /* one waiting host, or -1 when none is */
 
 /* exec.c (EXEC requests) and session.c (running sessions); payload parsers return -1 when malformed */
 int exec_start(uint32_t id, const uint8_t *p, size_t len);

@@ -178,22 +178,17 @@ void channel_init_vm(void)
 }
 
 /*
- * The newest host wins: a host that connects while another is being served replaces it (whose sessions end as on
- * any disconnect). A host that crashed or lost its connection without the guest seeing the reset yet can then always
- * reconnect, where queueing the newcomer would leave it waiting for a HELLO_OK that never comes: the guest kernel
- * completes the vsock handshake (and Firecracker sends OK) before the agent accepts. After a snapshot restore
- * Firecracker has reset every connection and kept the listener, so the next host is simply accepted.
+ * One host at a time, as on the serial port: while one is served the listener is not polled, and a host that
+ * connects meanwhile waits in the listen backlog (the guest kernel has completed its connection, so Firecracker has
+ * answered it OK; its HELLO is read once the previous host is gone). A host that goes away is seen at once: the
+ * muxer resets the guest side when its Unix socket closes. Firecracker also resets every connection when it
+ * snapshots a VM and keeps the listener, so after a restore the next host is simply accepted.
  */
 void channel_accept(void)
 {
-    int fd = vsock_accept_newest(listen_fd);
+    int fd = vsock_accept_one(listen_fd);
     if (fd < 0)
         return;
-    if (connected) {
-        logmsg("a new host connected on vsock: dropping the previous connection");
-        conn_detach();
-        close(sock_fd);
-    }
     sock_fd = fd;
     connected = 1;
     conn_attach(fd);

@@ -142,7 +142,7 @@ static void serve(void)
                 pollset_add(&ps, inputs[i], POLLIN, PT_INPUT, i, 0);
         if (channel_connected())
             pollset_add(&ps, channel_fd(), conn_events(), PT_CHANNEL, 0, 0);
-        if (channel_listen_fd() >= 0)
+        if (!channel_connected() && channel_listen_fd() >= 0)
             pollset_add(&ps, channel_listen_fd(), POLLIN, PT_LISTEN, 0, 0);
         exec_add_pollfds(&ps);
 
@@ -196,7 +196,7 @@ static void serve(void)
             channel_disconnected();
         if (channel_connected() && conn_flush() < 0)
             channel_disconnected();
-        if (host_waiting)
+        if (host_waiting && !channel_connected())
             channel_accept();
         if (!channel_connected())
             channel_tick();

@@ -5,12 +5,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
 #include "agent.h"
 
 #define LISTEN_BACKLOG 8
+#define ACCEPT_RETRY_MS 100
 
 /*
  * Loading vmw_vsock_virtio_transport registers the guest-to-host transport whether or not the VM has a vsock
@@ -41,21 +43,23 @@ int vsock_listen(unsigned int port)
     return fd;
 }
 
-int vsock_accept_newest(int listen_fd)
+/*
+ * One waiting host, or -1 when none is. A persistent failure (EMFILE, ENOMEM) leaves the listener readable, so it
+ * is logged and followed by a short pause rather than retried in a tight loop.
+ */
+int vsock_accept_one(int listen_fd)
 {
-    int newest = -1;
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            if (newest >= 0)
-                close(newest);
-            newest = fd;
-            continue;
-        }
+        if (fd >= 0)
+            return fd;
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            const struct timespec pause = { 0, ACCEPT_RETRY_MS * 1000 * 1000 };
             logmsg("warning: accept on the vsock listener: %s", strerror(errno));
-        return newest;
+            nanosleep(&pause, NULL);
+        }
+        return -1;
     }
 }

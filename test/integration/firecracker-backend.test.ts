@@ -19,12 +19,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FirecrackerApiError } from '../../src/backends/firecracker/api-client.js';
 import { FirecrackerHypervisor, type FirecrackerOptions } from '../../src/backends/firecracker/index.js';
-import { AgentConnection } from '../../src/channel/client.js';
 import { InvalidArgumentError, JitvmError } from '../../src/core/errors.js';
 import type { VmInstance } from '../../src/core/hypervisor.js';
 import { vmsRoot } from '../../src/core/paths.js';
 import { AGENT_SOURCE_DIR, buildAgent } from '../../src/image/agent-build.js';
 import { resolveImage } from '../../src/image/index.js';
+import { connectAgentWithin } from '../../src/sandbox/boot.js';
 import { runCommand } from '../../src/sandbox/command.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { installFakeFirecracker, readRecordedRequests } from '../helpers/firecracker/install.js';
@@ -70,10 +70,10 @@ function stateOf(instance: VmInstance): string {
   return instance.state.kind;
 }
 
+/** Runs a command on a fresh agent connection (retrying while a just-restored guest's agent is not listening yet). */
 async function execOver(instance: VmInstance, command: string[]): Promise<string> {
-  const connection = new AgentConnection(await instance.connectAgent());
+  const connection = await connectAgentWithin(instance, BOOT_TIMEOUT_MS);
   try {
-    await connection.handshake();
     return (await runCommand(connection, command)).stdout;
   } finally {
     connection.close();
