@@ -14,6 +14,8 @@ export function kvmUsable(): { usable: boolean; reason: string } {
   } catch {
     return { usable: false, reason: existsSync('/dev/kvm') ? '/dev/kvm is not read-writable by you' : 'no /dev/kvm' };
   }
+  // arm64 KVM is built into the kernel (no vendor module), and PVM exists on x86 only.
+  if (process.arch === 'arm64') return { usable: true, reason: '/dev/kvm is usable (arm64 KVM)' };
   // A PVM host (kvm_pvm) exposes /dev/kvm but only runs PVM-patched guest kernels: ordinary guests hang at boot.
   const vendorModule = ['kvm_intel', 'kvm_amd'].find((name) => existsSync(`/sys/module/${name}`));
   if (vendorModule) return { usable: true, reason: `/dev/kvm is usable (${vendorModule})` };
