@@ -7,17 +7,10 @@ import { it } from 'node:test';
 import { liveVmRecord } from '../../src/core/vm-record.js';
 import { tempDir, withEnv } from '../helpers/temp.js';
 
-it('liveVmRecord keeps an entry still being started, and removes dead or damaged ones', (t) => {
-  const root = withEnv(t, 'JITVM_RUNTIME_DIR', tempDir(t));
-  const vms = join(root, 'vms');
-  mkdirSync(join(vms, 'jv-starting'), { recursive: true });
-  mkdirSync(join(vms, 'jv-damaged'));
-  writeFileSync(join(vms, 'jv-damaged', 'state.json'), '{not json');
-  mkdirSync(join(vms, 'jv-dead'));
-  const dead = {
-    id: 'jv-dead',
+/** A state.json record with placeholder values, and `fields` on top. */
+function recordOf(fields: Record<string, unknown>): Record<string, unknown> {
+  return {
     backend: 'qemu',
-    pid: 2 ** 22 + 1, // above the default pid_max: no such process
     createdAt: '2026-01-01T00:00:00Z',
     detached: true,
     controlSocket: 'q',
@@ -27,7 +20,18 @@ it('liveVmRecord keeps an entry still being started, and removes dead or damaged
     memoryMiB: 256,
     arch: 'x86_64',
     accelerator: 'tcg',
+    ...fields,
   };
+}
+
+it('liveVmRecord keeps an entry still being started, and removes dead or damaged ones', (t) => {
+  const root = withEnv(t, 'JITVM_RUNTIME_DIR', tempDir(t));
+  const vms = join(root, 'vms');
+  mkdirSync(join(vms, 'jv-starting'), { recursive: true });
+  mkdirSync(join(vms, 'jv-damaged'));
+  writeFileSync(join(vms, 'jv-damaged', 'state.json'), '{not json');
+  mkdirSync(join(vms, 'jv-dead'));
+  const dead = recordOf({ id: 'jv-dead', pid: 2 ** 22 + 1 }); // above the default pid_max: no such process
   writeFileSync(join(vms, 'jv-dead', 'state.json'), JSON.stringify(dead));
 
   assert.equal(liveVmRecord('jv-starting'), undefined);
@@ -49,22 +53,13 @@ it('liveVmRecord ends a non-detached VM whose owner died, and removes what it le
   t.after(() => vmm.kill('SIGKILL'));
   const owner = spawn('true');
   await once(owner, 'exit');
-  const record = {
+  const record = recordOf({
     id: 'jv-orphan',
-    backend: 'firecracker',
     pid: vmm.pid,
     ownerPid: owner.pid,
-    createdAt: '2026-01-01T00:00:00Z',
     detached: false,
-    controlSocket: 'q',
-    agentSocket: 'a',
-    consoleLog: 'c',
-    cpus: 1,
-    memoryMiB: 256,
-    arch: 'x86_64',
-    accelerator: 'kvm',
     cleanup: { dirs: [jail] },
-  };
+  });
   writeFileSync(join(runtimeDir, 'state.json'), JSON.stringify(record));
   assert.equal(liveVmRecord('jv-orphan'), undefined);
   const [, signal] = (await once(vmm, 'exit')) as [number | null, string | null];
