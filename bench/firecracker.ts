@@ -16,38 +16,24 @@ import { parseVmConfig } from '../src/core/config.js';
 import { ChannelClosedError } from '../src/core/errors.js';
 import { delay } from '../src/core/process.js';
 import { vmlinuxFor } from '../src/image/vmlinux.js';
-import { Sandbox } from '../src/sandbox/sandbox.js';
-import { timeEach } from './stats.js';
+import { alternateColdStarts, coldCycle } from './cold.js';
 
 const MEMORY_MIB = 256;
 const BOOT_DEADLINE_MS = 30_000;
 
-export interface ColdStartSamples {
-  readonly jitvm: number[];
-  readonly raw: number[];
-}
-
-/** Alternates jitvm and raw boots, after one warm-up of each. */
+/** jitvm's cold start on Firecracker, alternated with raw boots of the same vmlinux and initramfs. */
 export async function firecrackerColdStart(
   hypervisor: FirecrackerHypervisor,
   binary: string,
   image: { kernel: string; initrd: string },
   runs: number,
-): Promise<ColdStartSamples> {
+): Promise<{ jitvm: number[]; raw: number[] }> {
   const vmlinux = await vmlinuxFor(image.kernel);
-  const jitvmCold = async (): Promise<void> => {
-    const sandbox = await Sandbox.create({ hypervisor, memoryMiB: MEMORY_MIB, bootTimeoutMs: BOOT_DEADLINE_MS });
-    await sandbox.exec(['true']);
-    await sandbox.destroy();
-  };
-  await jitvmCold();
-  await rawBoot(binary, vmlinux, image.initrd);
-  const samples = { jitvm: [] as number[], raw: [] as number[] };
-  for (let i = 0; i < runs; i++) {
-    samples.jitvm.push(...(await timeEach(1, jitvmCold)));
-    samples.raw.push(await rawBoot(binary, vmlinux, image.initrd));
-  }
-  return samples;
+  return alternateColdStarts(
+    runs,
+    () => coldCycle({ hypervisor, memoryMiB: MEMORY_MIB, bootTimeoutMs: BOOT_DEADLINE_MS }),
+    () => rawBoot(binary, vmlinux, image.initrd),
+  );
 }
 
 /** Milliseconds from spawning Firecracker to the guest agent accepting a hybrid-vsock connection. */

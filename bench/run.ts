@@ -15,6 +15,7 @@ import { Sandbox } from '../src/sandbox/sandbox.js';
 import { FirecrackerHypervisor } from '../src/backends/firecracker/index.js';
 import { firecrackerColdStart } from './firecracker.js';
 import { launchRawVm, rawBootToFirstByte, rawCommand, readExactly } from './raw-vm.js';
+import { alternateColdStarts, coldCycle } from './cold.js';
 import { type Summary, summarize, timeEach } from './stats.js';
 
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
@@ -65,24 +66,16 @@ function row(name: string, unit: string, jitvm: number[], raw?: number[], goal?:
 }
 
 async function coldStart(image: { kernel: string; initrd: string }): Promise<Row> {
-  const jitvmCold = async (): Promise<void> => {
-    const sandbox = await Sandbox.create({ backend: 'qemu', bootTimeoutMs: BOOT_TIMEOUT_MS });
-    await sandbox.exec(['true']);
-    await sandbox.destroy();
-  };
-  await jitvmCold();
-  await rawBootToFirstByte(image.kernel, image.initrd);
-  const jitvmSamples: number[] = [];
-  const rawSamples: number[] = [];
-  for (let i = 0; i < COLD_RUNS; i++) {
-    jitvmSamples.push(...(await timeEach(1, jitvmCold)));
-    rawSamples.push(await rawBootToFirstByte(image.kernel, image.initrd));
-  }
+  const samples = await alternateColdStarts(
+    COLD_RUNS,
+    () => coldCycle({ backend: 'qemu', bootTimeoutMs: BOOT_TIMEOUT_MS }),
+    () => rawBootToFirstByte(image.kernel, image.initrd),
+  );
   return row(
     'cold start (create + exec true + destroy vs raw boot to first byte)',
     'ms',
-    jitvmSamples,
-    rawSamples,
+    samples.jitvm,
+    samples.raw,
     '≤ 1.10×',
   );
 }

@@ -1,7 +1,7 @@
 import { AgentConnection } from '../channel/client.js';
 import { MsgType } from '../channel/protocol.js';
 import { parseVmConfig, parseWith } from '../core/config.js';
-import { JitvmError } from '../core/errors.js';
+import { InvalidArgumentError, JitvmError } from '../core/errors.js';
 import type { VmInstance } from '../core/hypervisor.js';
 import { readVmRecord } from '../core/vm-record.js';
 import { backendByName, selectBackend } from '../backends/index.js';
@@ -34,6 +34,11 @@ export class Sandbox implements AsyncDisposable {
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     const { signal, onImageProgress, hypervisor, ...rest } = options;
     const checked = parseWith(SandboxOptionsSchema, rest, 'invalid sandbox options');
+    if (hypervisor && checked.backend && checked.backend !== hypervisor.name) {
+      throw new InvalidArgumentError(
+        `backend "${checked.backend}" conflicts with the ${hypervisor.name} hypervisor given; pass only one of them`,
+      );
+    }
     const backend = hypervisor ?? (await selectBackend(checked.backend));
     // The built guest image supplies whichever of kernel and initrd the caller did not.
     const image =

@@ -265,6 +265,10 @@ describe('Firecracker backend against the API contract', () => {
     const fc = await fake();
     const hypervisor = hypervisorFor(fc.firecracker);
     await assert.rejects(
+      Sandbox.create({ hypervisor, backend: 'qemu', kernel, initrd }),
+      /backend "qemu" conflicts with the firecracker hypervisor given/,
+    );
+    await assert.rejects(
       Sandbox.create({ hypervisor, kernel, initrd, cpus: 33 }),
       /Firecracker supports at most 32 vCPUs/,
     );
