@@ -3,16 +3,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Guests of both architectures are built and tested: the host's own, and the other one under emulation (arm64 guests
+# are what macOS users boot). The other architecture's kernel and busybox come from Debian's archive for it.
+case "$(dpkg --print-architecture)" in
+  amd64) other=arm64 other_triplet=aarch64-linux-gnu ;;
+  arm64) other=amd64 other_triplet=x86-64-linux-gnu ;;
+  *) echo "jitvm builds guests on amd64 or arm64 hosts, not $(dpkg --print-architecture)" >&2; exit 1 ;;
+esac
 # lz4, xz-utils, zstd: the decompressors behind Firecracker's vmlinux extraction (and its tests' reference encoders).
-packages=(qemu-system-x86 busybox-static gcc libc6-dev cpio util-linux lz4 xz-utils zstd)
+packages=(qemu-system-x86 qemu-system-arm busybox-static gcc libc6-dev cpio util-linux lz4 xz-utils zstd
+  "gcc-${other_triplet}" "libc6-dev-${other}-cross")
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-# The guest kernel comes from Debian's archive through apt, so package lists must exist even when nothing is missing.
-if [ ${#missing[@]} -gt 0 ] || ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+update=0
+if ! dpkg --print-foreign-architectures | grep -qx "$other"; then
+  echo "letting apt fetch $other packages (dpkg --add-architecture $other) for the $other guest image"
+  "${sudo[@]}" dpkg --add-architecture "$other"
+  update=1
+fi
+# Guest kernels come from Debian's archive through apt, so package lists must exist even when nothing is missing.
+if [ $update -eq 1 ] || [ ${#missing[@]} -gt 0 ] || ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
   "${sudo[@]}" apt-get update -qq
 fi
 if [ ${#missing[@]} -gt 0 ]; then
@@ -22,4 +36,5 @@ fi
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run build --silent
-node dist/src/cli/main.js image build
+node dist/src/cli/main.js image build --arch x86_64
+node dist/src/cli/main.js image build --arch aarch64

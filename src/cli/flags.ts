@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { ARCHES, type Arch } from '../core/config.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { SandboxOptions } from '../sandbox/options.js';
 
@@ -8,6 +9,7 @@ export function addVmFlags(command: Command): Command {
     .addOption(new Option('--cpus <n>', 'virtual CPUs').argParser(positiveInt('--cpus')))
     .addOption(new Option('--memory <mib>', 'guest memory in MiB').argParser(positiveInt('--memory')))
     .option('--backend <name>', 'hypervisor backend (default: best available, or $JITVM_BACKEND)')
+    .addOption(archOption("guest architecture (default: the host's; another one runs under emulation)"))
     .addOption(
       new Option('--boot-timeout <ms>', 'how long to wait for the guest to boot').argParser(
         positiveInt('--boot-timeout'),
@@ -19,11 +21,23 @@ export interface VmFlags {
   cpus?: number;
   memory?: number;
   backend?: string;
+  arch?: Arch;
   bootTimeout?: number;
 }
 
 export function sandboxOptionsFrom(flags: VmFlags): SandboxOptions {
-  return { cpus: flags.cpus, memoryMiB: flags.memory, backend: flags.backend, bootTimeoutMs: flags.bootTimeout };
+  return {
+    cpus: flags.cpus,
+    memoryMiB: flags.memory,
+    backend: flags.backend,
+    arch: flags.arch,
+    bootTimeoutMs: flags.bootTimeout,
+  };
+}
+
+/** `--arch x86_64|aarch64`. */
+export function archOption(description: string): Option {
+  return new Option('--arch <arch>', description).choices(ARCHES);
 }
 
 /** The command flags shared by `run` and `exec`. */

@@ -4,13 +4,22 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { type Arch, hostArch } from '../core/config.js';
 import { ImageBuildError } from './errors.js';
+import { guestArchFacts, isHostArch } from './guest-arch.js';
 import { runHostCommand } from './host-command.js';
 
 /** `<repo>/guest`, found from this file's place in dist/src/image/. */
 export const AGENT_SOURCE_DIR = fileURLToPath(new URL('../../../guest/', import.meta.url));
 
 const GCC_INSTALL = 'apt-get install gcc libc6-dev';
+
+/** The C compiler for `arch` guests and how to install it: the host's gcc, or Debian's cross compiler. */
+function compilerFor(arch: Arch): { program: string; install: string } {
+  if (isHostArch(arch)) return { program: 'gcc', install: GCC_INSTALL };
+  const facts = guestArchFacts(arch);
+  return { program: `${facts.gnuTriplet}-gcc`, install: `apt-get install ${facts.crossPackages}` };
+}
 
 /** The agent's source files (`*.c` and `*.h`) in `sourceDir`, as absolute paths sorted by name. */
 export async function listAgentSources(sourceDir: string): Promise<string[]> {
@@ -24,13 +33,21 @@ export async function listAgentSources(sourceDir: string): Promise<string[]> {
   return sources.map((n) => join(sourceDir, n));
 }
 
+/** Options of buildAgent. */
+export interface BuildAgentOptions {
+  /** The architecture to build for (default: the host's); another one needs Debian's cross compiler. */
+  readonly arch?: Arch;
+  readonly signal?: AbortSignal;
+}
+
 /** Compiles every `*.c` of `sourceDir` with `gcc -static` into `outFile`. Warnings are errors. */
-export async function buildAgent(sourceDir: string, outFile: string, signal?: AbortSignal): Promise<void> {
+export async function buildAgent(sourceDir: string, outFile: string, options: BuildAgentOptions = {}): Promise<void> {
+  const compiler = compilerFor(options.arch ?? hostArch() ?? 'x86_64');
   const cFiles = (await listAgentSources(sourceDir)).filter((f) => f.endsWith('.c'));
   const args = ['-static', '-Os', '-std=gnu11', '-Wall', '-Wextra', '-Werror', '-o', outFile, ...cFiles];
-  await runHostCommand('gcc', args, {
-    signal,
-    install: GCC_INSTALL,
-    remedy: `The guest agent did not compile. If headers or libc.a are missing: ${GCC_INSTALL}`,
+  await runHostCommand(compiler.program, args, {
+    signal: options.signal,
+    install: compiler.install,
+    remedy: `The guest agent did not compile. If headers or libc.a are missing: ${compiler.install}`,
   });
 }

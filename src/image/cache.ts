@@ -11,23 +11,25 @@ import { basename, join } from 'node:path';
 
 import { z } from 'zod';
 
+import { ARCHES, type Arch } from '../core/config.js';
 import { ImageBuildError } from './errors.js';
 import { publishDir, readJsonFile, withTempDir } from './fs-util.js';
 
 /** Bumped whenever the image layout changes, so old cache entries stop matching. */
-export const IMAGE_BUILDER_VERSION = 1;
+export const IMAGE_BUILDER_VERSION = 2;
 
 /** A bootable guest: kernel + initramfs on the host, ready for a VMM. */
 export interface GuestImage {
   /** Cache key: hash of everything the image was built from. */
   key: string;
-  /** Path of the kernel (bzImage). */
+  /** Path of the kernel: a bzImage for x86_64, an uncompressed `Image` for aarch64. */
   kernel: string;
   /** Path of the gzip'd initramfs. */
   initrd: string;
   /** Kernel release, e.g. `6.1.0-56-cloud-amd64`. */
   kernelVersion: string;
-  arch: 'x86_64';
+  /** The guest architecture the kernel, agent and busybox are built for. */
+  arch: Arch;
   /** ISO 8601 time the image was built. */
   builtAt: string;
 }
@@ -37,7 +39,7 @@ const manifestSchema = z.object({
   key: z.string(),
   kernelVersion: z.string(),
   kernelPackage: z.string(),
-  arch: z.literal('x86_64'),
+  arch: z.enum(ARCHES),
   builtAt: z.string(),
   modules: z.array(z.string()),
 });
@@ -61,6 +63,7 @@ export function kernelsDir(root: string): string {
 
 /** Everything an image is built from. */
 export interface ImageKeyInputs {
+  arch: Arch;
   /** The extracted kernel (`<package>_<version>`). */
   kernelId: string;
   /** Paths of the agent's source files. */
@@ -76,7 +79,7 @@ export async function imageKey(inputs: ImageKeyInputs): Promise<string> {
     const bytes = typeof value === 'string' ? Buffer.from(value) : value;
     hash.update(`${bytes.length}:`).update(bytes);
   };
-  field(`jitvm-image/${IMAGE_BUILDER_VERSION}/x86_64`);
+  field(`jitvm-image/${IMAGE_BUILDER_VERSION}/${inputs.arch}`);
   field(inputs.kernelId);
   const sources = await Promise.all(inputs.agentSources.map((path) => readFile(path)));
   inputs.agentSources.forEach((path, i) => {
@@ -104,8 +107,8 @@ export async function readCachedImage(root: string, key: string): Promise<GuestI
 }
 
 /**
- * Removes all but the `keep` most recently built images, so each agent or kernel change does not leave ~16 MB
- * behind. Safe for running VMs: QEMU has read its kernel and initrd by the time it runs.
+ * Removes all but the `keep` most recently built images of each guest architecture, and images of older builder
+ * versions, so each agent or kernel change does not leave ~16 MB behind. Safe for running VMs: a VMM has read its kernel and initrd by the time it runs.
  */
 export async function pruneImages(root: string, keep: number): Promise<void> {
   const imagesDir = join(root, 'images');
@@ -120,9 +123,11 @@ export async function pruneImages(root: string, keep: number): Promise<void> {
   );
   const built = images.filter((image) => image.manifest !== undefined);
   built.sort((a, b) => (b.manifest?.builtAt ?? '').localeCompare(a.manifest?.builtAt ?? ''));
-  await Promise.all(
-    built.slice(keep).map((image) => rm(join(imagesDir, image.name), { recursive: true, force: true })),
-  );
+  // Published images always have a manifest, so one that does not parse is from an older builder version.
+  const outdated = images.filter((image) => image.manifest === undefined);
+  const stale = ARCHES.flatMap((arch) => built.filter((image) => image.manifest?.arch === arch).slice(keep));
+  stale.push(...outdated);
+  await Promise.all(stale.map((image) => rm(join(imagesDir, image.name), { recursive: true, force: true })));
 }
 
 /** The files of an image being built, written by a `fill` callback of storeImage. */

@@ -1,14 +1,16 @@
 /**
  * The guest image: Debian's cloud kernel plus an initramfs holding the jitvm agent (/init), a static busybox and the
- * kernel modules the guest needs. Images are built once and cached by the hash of everything they are made from.
+ * kernel modules the guest needs, for an x86_64 or aarch64 guest. Images are built once per architecture and cached
+ * by the hash of everything they are made from.
  */
 
 import { constants, copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { type Arch, hostArch } from '../core/config.js';
 import { CancelledError, JitvmError } from '../core/errors.js';
 import { AGENT_SOURCE_DIR, buildAgent, listAgentSources } from './agent-build.js';
-import { inspectBusybox, locateBusybox } from './busybox.js';
+import { fetchBusybox, inspectBusybox, locateBusybox } from './busybox.js';
 import { cacheRoot, imageKey, kernelsDir, pruneImages, readCachedImage, storeImage, type GuestImage } from './cache.js';
 import { fetchDebianKernel, findExtractedKernel, type KernelInfo } from './debian-kernel.js';
 import { buildInitramfs, GUEST_MODULES } from './initramfs.js';
@@ -32,6 +34,8 @@ export interface ResolveImageOptions {
   signal?: AbortSignal;
   /** Directory of the agent's C sources; defaults to the `guest/` directory shipped with jitvm. */
   agentSourceDir?: string;
+  /** The guest architecture (default: the host's). Another one is cross-built with Debian's packages for it. */
+  arch?: Arch;
 }
 
 /** Options of buildImage. */
@@ -77,17 +81,20 @@ export async function buildImage(options: BuildImageOptions = {}): Promise<Guest
 }
 
 function memoKey(options: ResolveImageOptions): string {
-  return `${cacheRoot()}\0${options.agentSourceDir ?? AGENT_SOURCE_DIR}`;
+  return `${cacheRoot()}\0${options.agentSourceDir ?? AGENT_SOURCE_DIR}\0${guestArch(options)}`;
+}
+
+function guestArch(options: ResolveImageOptions): Arch {
+  return options.arch ?? hostArch() ?? 'x86_64';
 }
 
 async function resolveUnmemoized(options: ResolveImageOptions): Promise<GuestImage> {
   assertSupportedHost();
   const root = cacheRoot();
-  const kernel = await findExtractedKernel(kernelsDir(root));
-  if (kernel) {
-    const cached = await readCachedImage(root, await keyFor(kernel, options));
-    if (cached) return cached;
-  }
+  const kernel = await findExtractedKernel(kernelsDir(root), guestArch(options));
+  const key = kernel && (await keyFor(kernel, options));
+  const cached = key && (await readCachedImage(root, key));
+  if (cached) return cached;
   return buildUnmemoized(options);
 }
 
@@ -97,9 +104,12 @@ async function buildUnmemoized(options: BuildImageOptions): Promise<GuestImage> 
   const progress = options.onProgress ?? (() => {});
   const sourceDir = options.agentSourceDir ?? AGENT_SOURCE_DIR;
   const root = cacheRoot();
+  const arch = guestArch(options);
 
-  const kernel = await obtainKernel(root, options.refreshKernel ?? false, progress, signal);
+  const kernel = await obtainKernel(root, arch, options.refreshKernel ?? false, progress, signal);
+  if (!(await locateBusybox(arch, root))) await fetchBusybox(arch, root, signal);
   const key = await keyFor(kernel, options);
+  if (key === undefined) throw new JitvmError('internal', `the ${arch} busybox vanished from the cache`);
   if (!options.force) {
     const cached = await readCachedImage(root, key);
     if (cached) return cached;
@@ -109,10 +119,10 @@ async function buildUnmemoized(options: BuildImageOptions): Promise<GuestImage> 
     root,
     key,
     async (staged) => {
-      progress({ step: 'agent', message: `compiling the guest agent from ${sourceDir}` });
+      progress({ step: 'agent', message: `compiling the ${arch} guest agent from ${sourceDir}` });
       const agent = join(staged.scratch, 'init');
-      await buildAgent(sourceDir, agent, signal);
-      const busybox = await inspectBusybox((await locateBusybox()).path, signal);
+      await buildAgent(sourceDir, agent, { arch, signal });
+      const busybox = await inspectBusybox((await locateBusybox(arch, root))!.path, arch);
       progress({ step: 'agent', message: `agent built; busybox has ${busybox.applets.length} applets`, done: true });
 
       progress({ step: 'modules', message: `resolving ${GUEST_MODULES.length} kernel modules and their dependencies` });
@@ -130,7 +140,7 @@ async function buildUnmemoized(options: BuildImageOptions): Promise<GuestImage> 
       return {
         kernelVersion: kernel.version,
         kernelPackage: kernel.id,
-        arch: 'x86_64',
+        arch,
         modules: modules.map((m) => m.name),
       };
     },
@@ -142,27 +152,31 @@ async function buildUnmemoized(options: BuildImageOptions): Promise<GuestImage> 
 
 async function obtainKernel(
   root: string,
+  arch: Arch,
   refresh: boolean,
   progress: (p: ImageProgress) => void,
   signal: AbortSignal | undefined,
 ): Promise<KernelInfo> {
-  const cached = refresh ? undefined : await findExtractedKernel(kernelsDir(root));
+  const cached = refresh ? undefined : await findExtractedKernel(kernelsDir(root), arch);
   if (cached) {
     progress({ step: 'kernel', message: `using cached kernel ${cached.version}`, done: true });
     return cached;
   }
-  progress({ step: 'kernel', message: "fetching Debian's cloud kernel with apt" });
-  const kernel = await fetchDebianKernel(kernelsDir(root), signal);
+  progress({ step: 'kernel', message: `fetching Debian's ${arch} cloud kernel with apt` });
+  const kernel = await fetchDebianKernel(kernelsDir(root), arch, signal);
   progress({ step: 'kernel', message: `kernel ${kernel.version} (${kernel.id})`, done: true });
   return kernel;
 }
 
-async function keyFor(kernel: KernelInfo, options: ResolveImageOptions): Promise<string> {
+/** The image key for `kernel`; undefined while the busybox of a foreign architecture has not been fetched. */
+async function keyFor(kernel: KernelInfo, options: ResolveImageOptions): Promise<string | undefined> {
   const [agentSources, busybox] = await Promise.all([
     listAgentSources(options.agentSourceDir ?? AGENT_SOURCE_DIR),
-    locateBusybox(),
+    locateBusybox(kernel.arch, cacheRoot()),
   ]);
+  if (!busybox) return undefined;
   return imageKey({
+    arch: kernel.arch,
     kernelId: kernel.id,
     agentSources,
     busybox: { path: busybox.path, size: busybox.stats.size, mtimeMs: busybox.stats.mtimeMs },
@@ -178,8 +192,13 @@ function asCancelled(signal: AbortSignal | undefined): (error: unknown) => never
   };
 }
 
+/** Images are built with Debian's packages (apt, dpkg) for x86_64 or aarch64 guests, on an x86_64 or arm64 host. */
 function assertSupportedHost(): void {
-  if (process.arch !== 'x64') {
-    throw new JitvmError('unsupported', `guest images are built for x86_64 hosts only (this host is ${process.arch})`);
+  if (process.platform !== 'linux' || hostArch() === undefined) {
+    throw new JitvmError(
+      'unsupported',
+      `guest images are built on Debian or Ubuntu hosts (x86_64 or arm64); this host is ${process.platform} ` +
+        `${process.arch}. Build the image on such a host and pass its kernel and initrd paths.`,
+    );
   }
 }

@@ -40,9 +40,11 @@ export class Sandbox implements AsyncDisposable {
       );
     }
     const backend = hypervisor ?? (await selectBackend(checked.backend));
-    // The built guest image supplies whichever of kernel and initrd the caller did not.
+    // The built guest image of the guest's architecture supplies whichever of kernel and initrd the caller did not.
     const image =
-      checked.kernel && checked.initrd ? undefined : await resolveImage({ onProgress: onImageProgress, signal });
+      checked.kernel && checked.initrd
+        ? undefined
+        : await resolveImage({ arch: checked.arch, onProgress: onImageProgress, signal });
     const config = parseVmConfig({
       cpus: checked.cpus,
       memoryMiB: checked.memoryMiB,

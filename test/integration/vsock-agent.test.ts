@@ -49,7 +49,7 @@ async function buildMux(): Promise<Buffer> {
 /** vsock_loopback.ko of the kernel the sandbox booted, from the host's kernel cache. */
 async function loopbackModule(sb: Sandbox): Promise<Buffer> {
   const release = (await sb.exec(['uname', '-r'])).stdout.trim();
-  const kernel = await findExtractedKernel(kernelsDir(cacheRoot()));
+  const kernel = await findExtractedKernel(kernelsDir(cacheRoot()), 'x86_64');
   assert.ok(kernel && kernel.version === release, `the cached kernel ${kernel?.version} is not the guest's ${release}`);
   const path = (await indexModules(kernel.modulesDir)).files.get('vsock_loopback');
   assert.ok(path, `vsock_loopback is not among the modules in ${kernel.modulesDir}`);

@@ -5,28 +5,37 @@ import { it } from 'node:test';
 import { IMAGE_BUILDER_VERSION, pruneImages } from '../../src/image/cache.js';
 import { tempDir } from '../helpers/temp.js';
 
-it('pruneImages keeps the most recently built images and leaves staging dirs alone', async (t) => {
-  const root = tempDir(t);
-  const images = join(root, 'images');
-  for (const [key, day] of [
-    ['old', 1],
-    ['newest', 4],
-    ['middle', 2],
-    ['newer', 3],
-  ] as const) {
-    mkdirSync(join(images, key), { recursive: true });
-    const manifest = {
-      builderVersion: IMAGE_BUILDER_VERSION,
-      key,
-      kernelVersion: 'k',
-      kernelPackage: 'p',
-      arch: 'x86_64',
-      builtAt: `2026-01-0${day}T00:00:00.000Z`,
-      modules: [],
-    };
-    writeFileSync(join(images, key, 'manifest.json'), JSON.stringify(manifest));
-  }
+function writeImage(images: string, key: string, arch: string, day: number, builderVersion = IMAGE_BUILDER_VERSION) {
+  mkdirSync(join(images, key), { recursive: true });
+  const manifest = {
+    builderVersion,
+    key,
+    kernelVersion: 'k',
+    kernelPackage: 'p',
+    arch,
+    builtAt: `2026-01-0${day}T00:00:00.000Z`,
+    modules: [],
+  };
+  writeFileSync(join(images, key, 'manifest.json'), JSON.stringify(manifest));
+}
+
+it('pruneImages keeps the most recently built images of each architecture and leaves staging dirs alone', async (t) => {
+  const images = join(tempDir(t), 'images');
+  writeImage(images, 'old', 'x86_64', 1);
+  writeImage(images, 'newest', 'x86_64', 4);
+  writeImage(images, 'middle', 'x86_64', 2);
+  writeImage(images, 'newer', 'x86_64', 3);
+  writeImage(images, 'arm-old', 'aarch64', 1);
+  writeImage(images, 'arm-new', 'aarch64', 2);
   mkdirSync(join(images, '.tmp-building'));
-  await pruneImages(root, 2);
-  assert.deepEqual(readdirSync(images).sort(), ['.tmp-building', 'newer', 'newest']);
+  await pruneImages(join(images, '..'), 2);
+  assert.deepEqual(readdirSync(images).sort(), ['.tmp-building', 'arm-new', 'arm-old', 'newer', 'newest']);
+});
+
+it('pruneImages removes images written by an older image builder', async (t) => {
+  const images = join(tempDir(t), 'images');
+  writeImage(images, 'current', 'x86_64', 1);
+  writeImage(images, 'outdated', 'x86_64', 2, IMAGE_BUILDER_VERSION - 1);
+  await pruneImages(join(images, '..'), 3);
+  assert.deepEqual(readdirSync(images), ['current']);
 });
