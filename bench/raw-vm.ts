@@ -11,7 +11,7 @@ import { encodeFrame } from '../src/channel/codec.js';
 import { MsgType } from '../src/channel/protocol.js';
 import { PayloadWriter } from '../src/channel/wire.js';
 import { chooseAccelerator } from '../src/core/accelerator.js';
-import { parseVmConfig } from '../src/core/config.js';
+import { type Arch, parseVmConfig } from '../src/core/config.js';
 import { qemuHasSeccomp } from '../src/backends/qemu/features.js';
 import { findOnPath } from '../src/core/host-tools.js';
 
@@ -41,8 +41,13 @@ async function connectWhenReady(path: string, child: ChildProcess): Promise<Sock
 }
 
 /** Launches QEMU exactly as jitvm would for this kernel/initrd and connects to the agent port's socket. */
-export async function launchRawVm(kernel: string, initrd: string, kernelArgs: string[] = []): Promise<RawVm> {
-  const config = parseVmConfig({ kernel, initrd, kernelArgs, arch: 'x86_64' });
+export async function launchRawVm(
+  kernel: string,
+  initrd: string,
+  arch: Arch = 'x86_64',
+  kernelArgs: string[] = [],
+): Promise<RawVm> {
+  const config = parseVmConfig({ kernel, initrd, kernelArgs, arch });
   const accelerator = chooseAccelerator(config.arch).accelerator;
   const binary = findOnPath(qemuBinary(config.arch)) as string;
   const dir = mkdtempSync(join(tmpdir(), 'jitvm-raw-'));
@@ -91,8 +96,8 @@ export function readExactly(socket: Socket, size: number): Promise<void> {
 }
 
 /** Raw cold start: QEMU launch until the first byte the guest agent sends (its answer to HELLO). */
-export async function rawBootToFirstByte(kernel: string, initrd: string): Promise<number> {
-  const vm = await launchRawVm(kernel, initrd);
+export async function rawBootToFirstByte(kernel: string, initrd: string, arch: Arch = 'x86_64'): Promise<number> {
+  const vm = await launchRawVm(kernel, initrd, arch);
   vm.socket.write(encodeFrame(MsgType.HELLO, 0, new PayloadWriter().u32(1).u32(1).finish()));
   await readExactly(vm.socket, 1);
   const elapsed = performance.now() - vm.launchedAt;

@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chooseAccelerator } from '../src/core/accelerator.js';
 import { CpioWriter } from '../src/image/cpio.js';
-import { resolveImage } from '../src/image/index.js';
+import { type GuestImage, resolveImage } from '../src/image/index.js';
+import { qemuBinary } from '../src/backends/qemu/args.js';
+import { findOnPath } from '../src/core/host-tools.js';
 import { Sandbox } from '../src/sandbox/sandbox.js';
 import { FirecrackerHypervisor } from '../src/backends/firecracker/index.js';
 import { firecrackerColdStart } from './firecracker.js';
@@ -65,19 +67,37 @@ function row(name: string, unit: string, jitvm: number[], raw?: number[], goal?:
   return { name, unit, jitvm: j, raw: r, ratio: r ? j.median / r.median : undefined, goal };
 }
 
-async function coldStart(image: { kernel: string; initrd: string }): Promise<Row> {
+async function coldStart(image: GuestImage): Promise<Row> {
   const samples = await alternateColdStarts(
     COLD_RUNS,
-    () => coldCycle({ backend: 'qemu', bootTimeoutMs: BOOT_TIMEOUT_MS }),
-    () => rawBootToFirstByte(image.kernel, image.initrd),
+    () => coldCycle({ backend: 'qemu', arch: image.arch, bootTimeoutMs: BOOT_TIMEOUT_MS }),
+    () => rawBootToFirstByte(image.kernel, image.initrd, image.arch),
   );
   return row(
-    'cold start (create + exec true + destroy vs raw boot to first byte)',
+    `${image.arch === 'x86_64' ? '' : `${image.arch} guest `}cold start (create + exec true + destroy vs raw boot to first byte)`,
     'ms',
     samples.jitvm,
     samples.raw,
     '≤ 1.10×',
   );
+}
+
+/** The aarch64 guest (the image macOS users boot) under qemu-system-aarch64, where it is installed. */
+async function aarch64Rows(): Promise<Row[]> {
+  if (!findOnPath(qemuBinary('aarch64'))) {
+    console.log(`aarch64 guest: skipped (${qemuBinary('aarch64')} is not installed; apt-get install qemu-system-arm)`);
+    return [];
+  }
+  const image = await resolveImage({ arch: 'aarch64' });
+  const cold = await coldStart(image);
+  const sandbox = await Sandbox.create({ backend: 'qemu', arch: 'aarch64', bootTimeoutMs: BOOT_TIMEOUT_MS });
+  try {
+    await timeEach(20, () => sandbox.exec(['true']));
+    const exec = await timeEach(EXEC_RUNS, () => sandbox.exec(['true']));
+    return [cold, row('aarch64 guest: exec true on a running sandbox', 'ms', exec)];
+  } finally {
+    await sandbox.destroy();
+  }
 }
 
 interface RawFigures {
@@ -89,7 +109,7 @@ interface RawFigures {
 }
 
 async function rawChannel(kernel: string, initrd: string): Promise<RawFigures> {
-  const vm = await launchRawVm(kernel, initrd, ['rdinit=/bench/init.sh']);
+  const vm = await launchRawVm(kernel, initrd, 'x86_64', ['rdinit=/bench/init.sh']);
   try {
     const roundTrip = async (): Promise<void> => {
       const reply = readExactly(vm.socket, 12);
@@ -142,11 +162,11 @@ async function running(): Promise<{ exec: number[]; ping: number[]; upload: numb
 function printTable(rows: Row[]): void {
   const fmt = (n: number | undefined): string => (n === undefined ? '—' : n >= 100 ? n.toFixed(0) : n.toFixed(3));
   console.log(
-    `\n${'benchmark'.padEnd(72)} ${'jitvm p50'.padStart(10)} ${'p99'.padStart(9)} ${'raw p50'.padStart(9)} ${'ratio'.padStart(7)}  goal`,
+    `\n${'benchmark'.padEnd(90)} ${'jitvm p50'.padStart(10)} ${'p99'.padStart(9)} ${'raw p50'.padStart(9)} ${'ratio'.padStart(7)}  goal`,
   );
   for (const r of rows) {
     console.log(
-      `${`${r.name} [${r.unit}]`.padEnd(72)} ${fmt(r.jitvm.median).padStart(10)} ${fmt(r.jitvm.p99).padStart(9)} ${fmt(r.raw?.median).padStart(9)} ${(r.ratio === undefined ? '—' : `${r.ratio.toFixed(2)}×`).padStart(7)}  ${r.goal ?? ''}`,
+      `${`${r.name} [${r.unit}]`.padEnd(90)} ${fmt(r.jitvm.median).padStart(10)} ${fmt(r.jitvm.p99).padStart(9)} ${fmt(r.raw?.median).padStart(9)} ${(r.ratio === undefined ? '—' : `${r.ratio.toFixed(2)}×`).padStart(7)}  ${r.goal ?? ''}`,
     );
   }
 }
@@ -213,7 +233,7 @@ async function main(): Promise<void> {
         raw.fileDownload.map(mibPerSecond(bytes)),
       ),
     ];
-    rows.push(...(await firecrackerRows(image)));
+    rows.push(...(await aarch64Rows()), ...(await firecrackerRows(image)));
     printTable(rows);
     console.log(JSON.stringify({ accelerator: accelerator.accelerator, date: new Date().toISOString(), rows }));
   } finally {

@@ -1,17 +1,47 @@
 import type { Command } from 'commander';
-import { probeBackends } from '../../backends/index.js';
+import { type BackendReport, probeBackends } from '../../backends/index.js';
 import { chooseAccelerator } from '../../core/accelerator.js';
-import { hostArch } from '../../core/config.js';
+import { ARCHES, type Arch, hostArch } from '../../core/config.js';
 import { findOnPath } from '../../core/host-tools.js';
 import { cacheRoot } from '../../image/cache.js';
+import { guestArchFacts, isHostArch } from '../../image/guest-arch.js';
 
-/** Host tools the image build needs, and the Debian package that provides each. */
-const IMAGE_TOOLS = [
-  ['gcc', 'gcc libc6-dev'],
-  ['busybox', 'busybox-static'],
-  ['apt-get', 'apt'],
-  ['dpkg-deb', 'dpkg'],
-] as const;
+interface HostTool {
+  readonly tool: string;
+  readonly path: string | undefined;
+  readonly package: string;
+  /** What the tool is needed for. */
+  readonly for: string;
+}
+
+/** Host tools the image build and guests of each architecture need, and the Debian package of each. */
+function hostTools(): HostTool[] {
+  const tool = (name: string, pkg: string, purpose: string): HostTool => ({
+    tool: name,
+    path: findOnPath(name),
+    package: pkg,
+    for: purpose,
+  });
+  const perArch = ARCHES.filter((arch) => !isHostArch(arch)).map((arch: Arch) => {
+    const facts = guestArchFacts(arch);
+    return tool(`${facts.gnuTriplet}-gcc`, facts.crossPackages, `${arch} guest images`);
+  });
+  return [
+    tool('gcc', 'gcc libc6-dev', 'the guest agent'),
+    tool('busybox', 'busybox-static', 'the guest userland'),
+    tool('apt-get', 'apt', 'guest kernels'),
+    tool('dpkg-deb', 'dpkg', 'guest kernels'),
+    ...perArch,
+  ];
+}
+
+/** Why the chosen backend won: the ones preferred over it could not run here. */
+function choiceExplanation(reports: readonly BackendReport[], chosen: BackendReport): string {
+  const passedOver = reports.slice(0, reports.indexOf(chosen)).map((r) => `${r.name}: ${r.probe.reason}`);
+  const order = reports.map((r) => r.name).join(' > ');
+  const why = passedOver.length > 0 ? `; preferred ones are unavailable (${passedOver.join('; ')})` : '';
+  return `${chosen.name} — first available in the preference order ${order}${why}. Override with --backend or JITVM_BACKEND.`;
+}
 
 export function registerDoctor(program: Command): void {
   program
@@ -22,33 +52,28 @@ export function registerDoctor(program: Command): void {
       const arch = hostArch();
       const reports = await probeBackends();
       const chosen = reports.find((report) => report.probe.available);
-      const accelerator = arch ? chooseAccelerator(arch) : undefined;
-      const tools = IMAGE_TOOLS.map(([tool, pkg]) => ({ tool, path: findOnPath(tool), package: pkg }));
+      const accelerators = ARCHES.map((guest) => ({ guest, ...chooseAccelerator(guest) }));
+      const tools = hostTools();
       if (flags.json) {
-        process.stdout.write(
-          `${JSON.stringify({ arch, platform: process.platform, accelerator, backends: reports, chosen: chosen?.name, tools, cache: cacheRoot() }, null, 2)}\n`,
-        );
+        const summary = { arch, platform: process.platform, accelerators, backends: reports, chosen: chosen?.name };
+        process.stdout.write(`${JSON.stringify({ ...summary, tools, cache: cacheRoot() }, null, 2)}\n`);
         return;
       }
       const out: string[] = [`host: ${process.platform} ${arch ?? process.arch} (node ${process.version})`];
-      if (accelerator) out.push(`accelerator: ${accelerator.accelerator} — ${accelerator.reason}`);
+      out.push('accelerator (QEMU) per guest architecture:');
+      for (const choice of accelerators) out.push(`  ${choice.guest}: ${choice.accelerator} — ${choice.reason}`);
       out.push('backends:');
       for (const { name, probe } of reports) {
-        out.push(
-          `  ${probe.available ? '✓' : '✗'} ${name}: ${probe.reason}${probe.version ? ` [${probe.version}]` : ''}`,
-        );
+        const version = probe.version ? ` [${probe.version}]` : '';
+        out.push(`  ${probe.available ? '✓' : '✗'} ${name}: ${probe.reason}${version}`);
         for (const warning of probe.warnings) out.push(`      warning: ${warning}`);
       }
-      out.push(
-        chosen
-          ? `chosen backend: ${chosen.name} (first available; override with --backend or JITVM_BACKEND)`
-          : 'chosen backend: none — install one of the above',
-      );
-      out.push('image build tools:');
-      for (const tool of tools)
-        out.push(
-          `  ${tool.path ? '✓' : '✗'} ${tool.tool}${tool.path ? ` (${tool.path})` : ` — install: apt-get install ${tool.package}`}`,
-        );
+      out.push(`chosen backend: ${chosen ? choiceExplanation(reports, chosen) : 'none — install one of the above'}`);
+      out.push('host tools:');
+      for (const tool of tools) {
+        const where = tool.path ? ` (${tool.path})` : ` — install: apt-get install ${tool.package}`;
+        out.push(`  ${tool.path ? '✓' : '✗'} ${tool.tool} for ${tool.for}${where}`);
+      }
       out.push(`image cache: ${cacheRoot()}`);
       process.stdout.write(`${out.join('\n')}\n`);
     });
