@@ -12,7 +12,12 @@ export interface VmmLaunch {
   readonly stderrPath: string;
 }
 
-/** Keeps the VMM from outliving the process that started it (unless detached), even if that process is SIGKILLed. */
+/**
+ * Keeps the VMM from outliving the process that started it (unless detached), even if that process is SIGKILLed.
+ * Linux: `setpriv --pdeathsig KILL`. Windows needs nothing: libuv puts every child not spawned detached into a job
+ * object with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, which ends it when this process ends (src/win/process.c,
+ * `uv__init_global_job_handle`). macOS has neither: an orphaned VMM is killed on the next look at its record.
+ */
 function withParentDeathSignal(binary: string, args: readonly string[], detached: boolean): [string, string[]] {
   const setpriv = process.platform === 'linux' && !detached ? findOnPath('setpriv') : undefined;
   return setpriv ? [setpriv, ['--pdeathsig', 'KILL', binary, ...args]] : [binary, [...args]];

@@ -11,7 +11,7 @@ import type { ResolvedModule } from './modules.js';
 /**
  * Kernel modules the guest needs on x86_64 QEMU microvm / Firecracker with Debian's cloud kernel
  * (their dependencies are added automatically): virtio transports, console, disk, network, vsock, overlayfs,
- * and the ACPI power button.
+ * and the ACPI power button with evdev (the agent reads KEY_POWER from /dev/input/event*).
  */
 export const GUEST_MODULES: readonly string[] = [
   'virtio_mmio',
@@ -22,6 +22,7 @@ export const GUEST_MODULES: readonly string[] = [
   'vmw_vsock_virtio_transport',
   'overlay',
   'button',
+  'evdev',
 ];
 
 /** In-guest file listing the modules the agent loads at boot: absolute paths, one per line, in load order. */

@@ -39,7 +39,7 @@ export class Sandbox implements AsyncDisposable {
         `backend "${checked.backend}" conflicts with the ${hypervisor.name} hypervisor given; pass only one of them`,
       );
     }
-    const backend = hypervisor ?? (await selectBackend(checked.backend));
+    const backend = hypervisor ?? (await selectBackend(checked.backend, checked.arch));
     // The built guest image of the guest's architecture supplies whichever of kernel and initrd the caller did not.
     const image =
       checked.kernel && checked.initrd
@@ -113,8 +113,9 @@ export class Sandbox implements AsyncDisposable {
 
   /** Leaves the VM running after this process ends; `Sandbox.connect(id)` reaches it again. */
   detach(): void {
-    this.connection.close();
+    // First, so a backend that cannot leave a VM running (QEMU on Windows) refuses before anything is closed.
     this.instance.release();
+    this.connection.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildQemuArgs, kernelCommandLine } from '../../src/backends/qemu/args.js';
+import { buildQemuArgs, kernelCommandLine, runtimePaths } from '../../src/backends/qemu/args.js';
 import { parseVmConfig } from '../../src/core/config.js';
 
-const paths = {
-  qmpSocket: '/r/qmp.sock',
-  agentSocket: '/r/agent.sock',
-  consoleLog: '/r/console.log',
-  vmmLog: '/r/vmm.log',
-};
+const paths = runtimePaths('/r', { platform: 'linux' });
 const config = parseVmConfig({ kernel: '/k/vmlinuz', initrd: '/k/initrd', cpus: 2, memoryMiB: 512, arch: 'x86_64' });
 
 function valueOf(args: string[], flag: string): string[] {

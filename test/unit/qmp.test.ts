@@ -1,39 +1,8 @@
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { QmpClient } from '../../src/backends/qemu/qmp.js';
 import { ChannelClosedError, VmmError } from '../../src/core/errors.js';
-import { tempDir } from '../helpers/temp.js';
-
-type Reply = (command: { execute: string; arguments?: unknown; id?: number }, socket: Socket) => void;
-
-/** A QMP server speaking QEMU's wire format: greeting, then one JSON object per line with ids echoed. */
-async function fakeQmp(t: TestContext, reply: Reply): Promise<string> {
-  const path = join(tempDir(t), 'qmp.sock');
-  const server = createServer((socket) => {
-    socket.write(
-      JSON.stringify({
-        QMP: { version: { qemu: { micro: 22, minor: 2, major: 7 }, package: '' }, capabilities: ['oob'] },
-      }) + '\r\n',
-    );
-    let buffer = '';
-    socket.on('data', (data) => {
-      buffer += data.toString();
-      const lines = buffer.split('\n');
-      buffer = lines.pop() ?? '';
-      for (const line of lines) {
-        const command = JSON.parse(line) as { execute: string; id?: number };
-        if (command.execute === 'qmp_capabilities')
-          socket.write(JSON.stringify({ return: {}, id: command.id }) + '\r\n');
-        else reply(command, socket);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  t.after(() => server.close());
-  return path;
-}
+import { fakeQmp } from '../helpers/fake-qmp.js';
 
 describe('QMP client', () => {
   it('negotiates, runs commands and matches replies by id, skipping events', async (t) => {

@@ -1,24 +1,57 @@
-import { join } from 'node:path';
 import type { Accelerator, Arch, Drive, Network, RateLimiter, TokenBucket, VmConfig } from '../../core/config.js';
 import { AGENT_PORT_NAME } from '../../channel/protocol.js';
+import {
+  type LocalEndpoint,
+  type LocalTransport,
+  localEndpoint,
+  localTransport,
+} from '../../channel/local-endpoint.js';
+import { platformPath } from '../../core/paths.js';
+import { optionValue, qmpArgs, serverChardev } from './chardev.js';
+import { type MachineProfile, machineProfile, virtioDevice } from './machine.js';
 
-/** The files of one VM's runtime dir that appear on QEMU's command line. */
+/** The files and endpoints of one VM's runtime dir that appear on QEMU's command line. */
 export interface QemuPaths {
+  /** How QMP and the agent port are served: Unix sockets in the runtime dir, or named pipes on Windows. */
+  readonly transport: LocalTransport;
+  /** QMP's address: a socket path, or `\\.\pipe\jitvm-<id>-qmp` (what net.connect takes). */
   readonly qmpSocket: string;
+  /** The agent port's address, likewise. */
   readonly agentSocket: string;
   readonly consoleLog: string;
   /** QEMU's own stderr (start-up errors); not on the command line but kept with the others. */
   readonly vmmLog: string;
 }
 
-/** The files of a VM's runtime dir. */
-export function runtimePaths(runtimeDir: string): QemuPaths {
+/**
+ * The files and endpoints of the VM whose runtime dir is `runtimeDir`, on `platform`. The VM id (which names the
+ * Windows pipes) is the runtime dir's name unless given.
+ */
+export function runtimePaths(
+  runtimeDir: string,
+  options: { readonly vmId?: string; readonly platform?: NodeJS.Platform } = {},
+): QemuPaths {
+  const platform = options.platform ?? process.platform;
+  const paths = platformPath(platform);
+  const vmId = options.vmId ?? paths.basename(runtimeDir);
+  const endpoint = (role: string): string => localEndpoint({ runtimeDir, vmId, role }, platform).address;
   return {
-    qmpSocket: join(runtimeDir, 'qmp.sock'),
-    agentSocket: join(runtimeDir, 'agent.sock'),
-    consoleLog: join(runtimeDir, 'console.log'),
-    vmmLog: join(runtimeDir, 'vmm.log'),
+    transport: localTransport(platform),
+    qmpSocket: endpoint('qmp'),
+    agentSocket: endpoint('agent'),
+    consoleLog: paths.join(runtimeDir, 'console.log'),
+    vmmLog: paths.join(runtimeDir, 'vmm.log'),
   };
+}
+
+/** The QMP endpoint of a VM's paths. */
+export function qmpEndpoint(paths: QemuPaths): LocalEndpoint {
+  return { transport: paths.transport, address: paths.qmpSocket };
+}
+
+/** The agent port's endpoint of a VM's paths. */
+export function agentEndpoint(paths: QemuPaths): LocalEndpoint {
+  return { transport: paths.transport, address: paths.agentSocket };
 }
 
 export interface QemuLaunch {
@@ -36,30 +69,15 @@ export function qemuBinary(arch: Arch): string {
   return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
 }
 
-/** Under TCG the guest's TSC calibration against the PIT hangs about one boot in four; a fixed TSC rate avoids it. */
-const TCG_TSC_KHZ = 2_000_000;
-
-/** The guest kernel command line: console, reboot-means-exit, plus the caller's extra arguments. */
+/** The guest kernel command line: console, reboot-means-exit, what the machine needs, then the caller's arguments. */
 export function kernelCommandLine(config: VmConfig, accelerator: Accelerator): string {
-  const console = config.arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
-  const args = [`console=${console}`, 'reboot=t', 'panic=-1', 'quiet'];
-  // microvm has no PCI bus: skip probing for one (and the "no config space access" console error).
-  if (config.arch === 'x86_64') args.push('pci=off');
-  if (config.arch === 'x86_64' && accelerator === 'tcg') args.push(`tsc_early_khz=${TCG_TSC_KHZ}`);
+  const profile = machineProfile(config.arch, accelerator);
+  const args = [`console=${profile.console}`, 'reboot=t', 'panic=-1', 'quiet', ...profile.kernelArgs];
   return [...args, ...config.kernelArgs].join(' ');
 }
 
-function machineArgs(arch: Arch, accelerator: Accelerator): string[] {
-  if (arch === 'x86_64') {
-    return ['-M', 'microvm', '-accel', accelerator, ...(accelerator === 'tcg' ? [] : ['-cpu', 'host'])];
-  }
-  // Pointer-authentication emulation makes `-cpu max` several times slower to boot under TCG.
-  return ['-M', 'virt', '-accel', accelerator, '-cpu', accelerator === 'tcg' ? 'cortex-a57' : 'host'];
-}
-
-/** QEMU option values are comma-separated: a literal comma is written twice. */
-function optionValue(value: string): string {
-  return value.replaceAll(',', ',,');
+function machineArgs(profile: MachineProfile, accelerator: Accelerator): string[] {
+  return ['-M', profile.machine, '-accel', accelerator, ...(profile.cpu ? ['-cpu', profile.cpu] : [])];
 }
 
 /** A token bucket's steady rate per second (QEMU throttles by rate; Firecracker's burst has no exact twin). */
@@ -76,7 +94,7 @@ function throttling(limiter: RateLimiter | undefined): string[] {
 }
 
 /** Each drive as a raw-format virtio-blk device; the root drive first so the guest sees it as /dev/vda. */
-function driveArgs(drives: readonly Drive[]): string[] {
+function driveArgs(drives: readonly Drive[], profile: MachineProfile): string[] {
   const ordered = [...drives].sort((a, b) => Number(b.root) - Number(a.root));
   return ordered.flatMap((drive) => {
     const options = [
@@ -87,41 +105,52 @@ function driveArgs(drives: readonly Drive[]): string[] {
       `readonly=${drive.readOnly ? 'on' : 'off'}`,
       ...throttling(drive.rateLimiter),
     ];
-    return ['-drive', options.join(','), '-device', `virtio-blk-device,drive=drive-${drive.id}`];
+    return [
+      '-drive',
+      options.join(','),
+      '-device',
+      `${virtioDevice('blk', profile.virtioBus)},drive=drive-${drive.id}`,
+    ];
   });
 }
 
 /** A virtio-net NIC on the host TAP device (QEMU's netdev throttling has no rx/tx split: not supported). */
-function networkArgs(network: Network): string[] {
+function networkArgs(network: Network, profile: MachineProfile): string[] {
   if (network.mode === 'none') return [];
-  const device = ['virtio-net-device', 'netdev=net0', ...(network.mac ? [`mac=${network.mac}`] : [])];
+  const device = [
+    virtioDevice('net', profile.virtioBus),
+    'netdev=net0',
+    ...(network.mac ? [`mac=${network.mac}`] : []),
+  ];
   return ['-netdev', `tap,id=net0,ifname=${network.tap},script=no,downscript=no`, '-device', device.join(',')];
 }
 
 /**
- * Pure config → argv for QEMU: direct kernel boot, no default devices, serial console to a file, QMP and the agent's
- * virtio-serial port on Unix sockets, and `-no-reboot` so a guest reboot or panic ends the process.
+ * Pure config → argv for QEMU: direct kernel boot on the machine `machineProfile` picks, no default devices, serial
+ * console to a file, QMP and the agent's virtio-serial port on local endpoints (Unix sockets, or named pipes on
+ * Windows), and `-no-reboot` so a guest reboot or panic ends the process.
  */
 export function buildQemuArgs(launch: QemuLaunch): string[] {
   const { config, accelerator, paths } = launch;
+  const profile = machineProfile(config.arch, accelerator);
   // prettier-ignore
   return [
     '-name', launch.name,
-    ...machineArgs(config.arch, accelerator),
+    ...machineArgs(profile, accelerator),
     '-smp', String(config.cpus),
     '-m', `${config.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-kernel', config.kernel,
     '-initrd', config.initrd,
     '-append', kernelCommandLine(config, accelerator),
-    '-chardev', `file,id=console,path=${paths.consoleLog}`,
+    '-chardev', `file,id=console,path=${optionValue(paths.consoleLog)}`,
     '-serial', 'chardev:console',
-    '-qmp', `unix:${paths.qmpSocket},server=on,wait=off`,
-    '-device', 'virtio-serial-device',
-    '-chardev', `socket,id=agent,path=${paths.agentSocket},server=on,wait=off`,
+    ...qmpArgs(qmpEndpoint(paths)),
+    '-device', virtioDevice('serial', profile.virtioBus),
+    '-chardev', serverChardev('agent', agentEndpoint(paths)),
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
-    ...driveArgs(config.drives),
-    ...networkArgs(config.network),
+    ...driveArgs(config.drives, profile),
+    ...networkArgs(config.network, profile),
     ...(launch.seccomp
       ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']
       : []),

@@ -1,42 +1,61 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { type VmConfig, hostArch } from '../../core/config.js';
+import { z } from 'zod';
+import { localTransport } from '../../channel/local-endpoint.js';
+import { ACCELERATORS, ARCHES, type VmConfig, hostArch } from '../../core/config.js';
 import { chooseAccelerator } from '../../core/accelerator.js';
-import { HostToolMissingError, InvalidArgumentError, JitvmError } from '../../core/errors.js';
-import { findOnPath, toolVersion } from '../../core/host-tools.js';
+import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
+import { toolVersion } from '../../core/host-tools.js';
 import type { Hypervisor, ProbeResult, SpawnOptions, VmInstance } from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
-import { requireLiveVmRecord, writeVmRecord } from '../../core/vm-record.js';
+import { type VmRecord, requireLiveVmRecord, writeVmRecord } from '../../core/vm-record.js';
 import { childVmmProcess, foreignVmmProcess } from '../../core/vmm-process.js';
-import { buildQemuArgs, qemuBinary, runtimePaths } from './args.js';
+import { buildQemuArgs, runtimePaths } from './args.js';
+import { findQemu, requireQemu } from './binary.js';
+import { servesOneClient } from './chardev.js';
 import { qemuHasSeccomp } from './features.js';
 import { QemuInstance } from './instance.js';
+import { machineProfile } from './machine.js';
+import { acceleratorFailureHint, qemuFound, qemuMissing, tcgWarning } from './probe-report.js';
 import { spawnVmm } from '../spawn-vmm.js';
 
 const QMP_CONNECT_TIMEOUT_MS = 10_000;
-const DEBIAN_PACKAGE = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm' } as const;
-
-function requireBinary(config: VmConfig): string {
-  const name = qemuBinary(config.arch);
-  const binary = findOnPath(name);
-  if (!binary) throw new HostToolMissingError(name, `apt-get install ${DEBIAN_PACKAGE[config.arch]}`);
-  return binary;
-}
 
 function requireFile(path: string, what: string): void {
   if (!existsSync(path)) throw new InvalidArgumentError(`${what} ${path} does not exist; run \`jitvm image build\``);
 }
 
+/** Refused before anything starts where nobody but the starting process could ever reach the VM (Windows pipes). */
+function requireDetachable(): void {
+  if (servesOneClient(localTransport())) {
+    throw new JitvmError(
+      'unsupported',
+      `the qemu backend cannot run detached VMs on ${process.platform}: QEMU serves its ${localTransport()} ` +
+        'endpoints to one client, the process that starts it (docs/backends/qemu.md, "Windows named pipes")',
+    );
+  }
+}
+
+/** The machine of a VM another process started, from its record (which another jitvm version may have written). */
+function recordedMachine(record: VmRecord) {
+  const recorded = z.object({ arch: z.enum(ARCHES), accelerator: z.enum(ACCELERATORS) }).safeParse(record);
+  if (!recorded.success) {
+    throw new JitvmError(
+      'invalid_state',
+      `VM ${record.id} records an unknown arch or accelerator; stop it with its pid`,
+    );
+  }
+  return machineProfile(recorded.data.arch, recorded.data.accelerator);
+}
+
 let tcgWarned = false;
 
-/** One line per process when VMs fall back to software emulation, which is many times slower than KVM. */
+/** One line per process when VMs fall back to software emulation: many times slower, and no security boundary. */
 function warnTcgOnce(reason: string): void {
   if (tcgWarned) return;
   tcgWarned = true;
-  process.emitWarning(`no hardware acceleration, guests run under TCG: ${reason}`, {
-    code: 'JITVM_TCG',
-  });
+  process.emitWarning(tcgWarning(reason), { code: 'JITVM_TCG' });
 }
 
 /** QEMU: KVM on Linux, HVF on macOS, WHPX on Windows, TCG anywhere. Agent over virtio-serial. */
@@ -46,6 +65,7 @@ export class QemuHypervisor implements Hypervisor {
     arches: ['x86_64', 'aarch64'],
     gracefulStop: true,
     pause: true,
+    // Not yet (#5); under WHPX it cannot be: QEMU's WHPX accelerator does not migrate.
     snapshot: false,
     agentTransport: 'virtio-serial',
   } as const;
@@ -60,45 +80,31 @@ export class QemuHypervisor implements Hypervisor {
 
   private async probeHost(): Promise<ProbeResult> {
     const arch = hostArch() ?? 'x86_64';
-    const name = qemuBinary(arch);
-    const binary = findOnPath(name);
-    if (!binary) {
-      return {
-        available: false,
-        reason: `${name} not found on PATH (install: apt-get install ${DEBIAN_PACKAGE[arch]})`,
-        accelerator: undefined,
-        binary: undefined,
-        version: undefined,
-        warnings: [],
-      };
-    }
-    const choice = chooseAccelerator(arch);
-    const seccomp = await qemuHasSeccomp(binary);
-    return {
-      available: true,
-      reason: `${binary} found; accelerator ${choice.accelerator} (${choice.reason})`,
-      accelerator: choice.accelerator,
+    const binary = findQemu(arch);
+    if (!binary) return qemuMissing(arch, process.platform);
+    return qemuFound({
       binary,
       version: await toolVersion(binary),
-      warnings: [
-        ...(choice.accelerator === 'tcg' ? ['no hardware acceleration: guests run under TCG emulation'] : []),
-        ...(seccomp ? [] : ['this QEMU has no seccomp support (-sandbox): the VMM runs without a syscall filter']),
-      ],
-    };
+      choice: chooseAccelerator(arch),
+      seccomp: await qemuHasSeccomp(binary),
+      platform: process.platform,
+    });
   }
 
   async spawn(config: VmConfig, options: SpawnOptions = {}): Promise<VmInstance> {
-    const binary = requireBinary(config);
+    const binary = requireQemu(config.arch);
     requireFile(config.kernel, 'kernel');
     requireFile(config.initrd, 'initrd');
     if (config.network.mode === 'tap' && (config.network.rxRateLimiter || config.network.txRateLimiter)) {
       throw new JitvmError('unsupported', 'the qemu backend cannot rate-limit a NIC; use the firecracker backend');
     }
+    const detached = options.detached ?? false;
+    if (detached) requireDetachable();
     const id = options.id ?? `jv-${randomBytes(5).toString('hex')}`;
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     mkdirSync(runtimeDir, { mode: 0o700 });
     try {
-      return await this.launch(binary, config, id, runtimeDir, options.detached ?? false);
+      return await this.launch(binary, config, id, runtimeDir, detached);
     } catch (error) {
       rmSync(runtimeDir, { recursive: true, force: true });
       throw error;
@@ -112,7 +118,7 @@ export class QemuHypervisor implements Hypervisor {
     runtimeDir: string,
     detached: boolean,
   ): Promise<QemuInstance> {
-    const paths = runtimePaths(runtimeDir);
+    const paths = runtimePaths(runtimeDir, { vmId: id });
     const choice = config.accelerator
       ? { accelerator: config.accelerator, reason: `accelerator ${config.accelerator} was requested` }
       : chooseAccelerator(config.arch);
@@ -127,13 +133,16 @@ export class QemuHypervisor implements Hypervisor {
     });
     const child = await spawnVmm(binary, args, { cwd: runtimeDir, detached, stderrPath: paths.vmmLog });
     const pid = child.pid;
-    const instance = new QemuInstance(id, runtimeDir, paths, childVmmProcess(child));
+    const machine = machineProfile(config.arch, accelerator);
+    const instance = new QemuInstance(id, runtimeDir, paths, childVmmProcess(child), machine);
     try {
       await instance.attachControl(QMP_CONNECT_TIMEOUT_MS);
     } catch (error) {
       await instance.kill();
       const stderr = instance.vmmOutput();
-      throw new JitvmError('vmm_failed', `QEMU failed to start${stderr ? `: ${stderr}` : ''}`, { cause: error });
+      const hint = acceleratorFailureHint(accelerator, stderr);
+      const message = `QEMU failed to start${stderr ? `: ${stderr}` : ''}${hint ? `\n${hint}` : ''}`;
+      throw new JitvmError('vmm_failed', message, { cause: error });
     }
     writeVmRecord(runtimeDir, {
       id,
@@ -161,8 +170,10 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   async attach(id: string): Promise<VmInstance> {
+    requireDetachable();
     const record = requireLiveVmRecord(id);
     const runtimeDir = join(vmsRoot(), id);
-    return new QemuInstance(id, runtimeDir, runtimePaths(runtimeDir), foreignVmmProcess(record.pid, runtimeDir));
+    const vmm = foreignVmmProcess(record.pid, runtimeDir);
+    return new QemuInstance(id, runtimeDir, runtimePaths(runtimeDir), vmm, recordedMachine(record));
   }
 }

@@ -1,66 +1,103 @@
-import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { connectLocal } from '../../channel/local-endpoint.js';
 import { ChannelClosedError, JitvmError, VmmError } from '../../core/errors.js';
 import type { StopOptions, VmExit, VmSnapshot } from '../../core/hypervisor.js';
 import { delay } from '../../core/process.js';
 import type { VmmProcess } from '../../core/vmm-process.js';
 import { VmmInstance } from '../vmm-instance.js';
 import type { QemuPaths } from './args.js';
+import { servesOneClient } from './chardev.js';
+import { HeldConnection } from './held-connection.js';
+import type { MachineProfile } from './machine.js';
 import { QmpClient } from './qmp.js';
 
 const DEFAULT_STOP_TIMEOUT_MS = 5000;
 const QUIT_GRACE_MS = 2000;
+/** Pause between attempts to reach an endpoint QEMU has not created yet. */
+const CONNECT_RETRY_MS = 10;
 
-/** Opens a Unix stream socket and resolves once connected. */
-export function connectUnix(path: string, signal?: AbortSignal): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ path, signal });
-    socket.once('connect', () => {
-      socket.removeListener('error', reject);
-      resolve(socket);
-    });
-    socket.once('error', reject);
+/** Rejects with a timeout once `deadline` passes; `work` is left to settle (and be ignored) on its own. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new JitvmError('timeout', `${what} in time`)), Math.max(0, deadline - Date.now()));
   });
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** One QEMU process, driven over QMP. */
 export class QemuInstance extends VmmInstance {
   readonly backend = 'qemu';
   private qmp: QmpClient | undefined;
+  /** The agent's one connection, where QEMU serves the agent endpoint to a single client (Windows pipes). */
+  private heldAgent: HeldConnection | undefined;
 
   constructor(
     id: string,
     runtimeDir: string,
     private readonly paths: QemuPaths,
     process: VmmProcess,
+    private readonly machine: Pick<MachineProfile, 'powerButton'>,
   ) {
     super(id, runtimeDir, paths, process, paths.qmpSocket);
   }
 
-  /** Connects QMP (retrying while QEMU creates the socket) and marks the VM running. */
+  /**
+   * Connects QMP while QEMU starts (retrying until QEMU created the endpoint) and marks the VM running. Where QEMU
+   * serves each endpoint to one client (Windows pipes), the agent's only connection is opened here too: QEMU's
+   * start-up waits for it, and the QMP greeting comes after.
+   */
   async attachControl(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        this.qmp = await QmpClient.connect(this.paths.qmpSocket);
-        break;
-      } catch (error) {
-        if (!this.process.isAlive()) throw new JitvmError('vmm_failed', 'QEMU exited during start', { cause: error });
-        if (Date.now() > deadline)
-          throw new JitvmError('timeout', `QEMU's QMP socket did not answer in ${timeoutMs} ms`);
-        await delay(10);
+    const stream = await this.connectWhileStarting(this.paths.qmpSocket, deadline);
+    try {
+      if (servesOneClient(this.paths.transport)) {
+        const agent = await this.connectWhileStarting(this.paths.agentSocket, deadline);
+        this.heldAgent = new HeldConnection(agent, `the agent pipe of VM ${this.id}`);
       }
+      this.qmp = await beforeDeadline(QmpClient.open(stream), deadline, `QEMU did not greet on QMP (${timeoutMs} ms)`);
+    } catch (error) {
+      stream.destroy();
+      throw error;
     }
     const status = await this.qmp.status();
     if (status !== 'running') throw new VmmError(`QEMU started but the VM is ${status}, not running`);
     if (this.currentState.kind === 'starting') this.moveTo({ kind: 'running' });
   }
 
+  private async connectWhileStarting(address: string, deadline: number): Promise<Socket> {
+    for (;;) {
+      try {
+        return await connectLocal(address);
+      } catch (error) {
+        if (!this.process.isAlive()) throw new JitvmError('vmm_failed', 'QEMU exited during start', { cause: error });
+        if (Date.now() > deadline) {
+          throw new JitvmError('timeout', `QEMU did not serve ${address} in time`, { cause: error });
+        }
+        await delay(CONNECT_RETRY_MS);
+      }
+    }
+  }
+
   connectAgent(signal?: AbortSignal): Promise<Duplex> {
     if (this.currentState.kind === 'exited') {
       return Promise.reject(new ChannelClosedError(`VM ${this.id} has exited; its agent cannot be reached`));
     }
-    return connectUnix(this.paths.agentSocket, signal);
+    if (!servesOneClient(this.paths.transport)) return connectLocal(this.paths.agentSocket, signal);
+    if (this.heldAgent) return this.heldAgent.take();
+    return Promise.reject(this.oneClientOnly('reach its agent'));
+  }
+
+  /** Refused where QEMU serves its endpoints to one client: nobody could reach the VM after this process. */
+  release(): void {
+    if (servesOneClient(this.paths.transport)) throw this.oneClientOnly('detach it');
+    super.release();
   }
 
   protected async pauseVmm(): Promise<void> {
@@ -77,16 +114,19 @@ export class QemuInstance extends VmmInstance {
     );
   }
 
+  /**
+   * Presses the power button and waits `timeoutMs` for the guest to power off, where the machine has a button the
+   * guest sees (profile.powerButton); then asks QEMU to quit, then kills it. A paused guest or one without a power
+   * button is sent straight to quit: waiting for it would only burn the timeout.
+   */
   async stop(options: StopOptions = {}): Promise<VmExit> {
     if (this.currentState.kind === 'exited') return this.currentState.exit;
-    // A paused guest cannot see the power button: ask QEMU to quit straight away.
     const paused = this.currentState.kind === 'paused';
     this.currentState = { kind: 'stopping' };
-    const timeoutMs = options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     const control = await this.control().catch(() => undefined);
-    if (!paused) {
+    if (!paused && this.machine.powerButton) {
       await control?.powerdown().catch(() => undefined);
-      if (await this.exitWithin(timeoutMs)) return this.exited;
+      if (await this.exitWithin(options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS)) return this.exited;
     }
     await control?.quit().catch(() => undefined);
     if (await this.exitWithin(QUIT_GRACE_MS)) return this.exited;
@@ -96,11 +136,22 @@ export class QemuInstance extends VmmInstance {
   protected closeControl(): void {
     this.qmp?.close();
     this.qmp = undefined;
+    this.heldAgent?.close();
   }
 
   /** The QMP connection, opened on demand for instances attached from another process. */
   private async control(): Promise<QmpClient> {
-    if (!this.qmp || this.qmp.isClosed) this.qmp = await QmpClient.connect(this.paths.qmpSocket);
+    if (this.qmp && !this.qmp.isClosed) return this.qmp;
+    if (servesOneClient(this.paths.transport)) throw this.oneClientOnly('reopen its QMP connection');
+    this.qmp = await QmpClient.connect(this.paths.qmpSocket);
     return this.qmp;
+  }
+
+  private oneClientOnly(action: string): JitvmError {
+    return new JitvmError(
+      'unsupported',
+      `cannot ${action} for VM ${this.id}: QEMU serves its ${this.paths.transport} endpoints to one client, the ` +
+        'process that started it (see docs/backends/qemu.md, "Windows named pipes")',
+    );
   }
 }

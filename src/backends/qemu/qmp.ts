@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
+import { connectLocal } from '../../channel/local-endpoint.js';
 import { ChannelClosedError, ProtocolError, VmmError } from '../../core/errors.js';
 
 /** A QMP line longer than this is refused rather than buffered: QEMU's replies here are small. */
@@ -21,8 +22,8 @@ interface Pending {
 }
 
 /**
- * A small typed QEMU Machine Protocol client over a Unix socket: greeting, capabilities negotiation, commands
- * matched to replies by id. Emits 'close' once the connection is gone.
+ * A small typed QEMU Machine Protocol client over any byte stream (a Unix socket, a Windows named pipe): greeting,
+ * capabilities negotiation, commands matched to replies by id. Emits 'close' once the connection is gone.
  */
 export class QmpClient extends EventEmitter {
   private buffer = '';
@@ -31,17 +32,20 @@ export class QmpClient extends EventEmitter {
   private closed = false;
   version: string | undefined;
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(private readonly socket: Duplex) {
     super();
   }
 
-  /** Connects, reads the greeting and leaves capabilities negotiation done. */
-  static async connect(path: string): Promise<QmpClient> {
-    const socket = connect(path);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
+  /** Connects to the QMP endpoint at `address`, reads the greeting and leaves capabilities negotiation done. */
+  static async connect(address: string): Promise<QmpClient> {
+    return QmpClient.open(await connectLocal(address));
+  }
+
+  /**
+   * Speaks QMP on a stream that is already connected (one opened while QEMU was still starting): waits for the
+   * greeting, negotiates capabilities. A stream that closes first rejects with ChannelClosedError.
+   */
+  static async open(socket: Duplex): Promise<QmpClient> {
     const client = new QmpClient(socket);
     const greeting = await client.start();
     const { major, minor, micro } = greeting.QMP.version.qemu;
