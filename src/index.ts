@@ -34,4 +34,5 @@ export { FirecrackerHypervisor, type FirecrackerOptions } from './backends/firec
 export { FirecrackerApiError } from './backends/firecracker/api-client.js';
 export type { JailerOptionsInput as JailerOptions } from './backends/firecracker/jailer.js';
 export { QemuHypervisor } from './backends/qemu/index.js';
+export { VfkitHypervisor, type VfkitOptions, VfkitApiError } from './backends/vz/index.js';
 export { buildImage, resolveImage, type GuestImage } from './image/index.js';

@@ -1,14 +1,17 @@
+import { type Arch, hostArch } from '../core/config.js';
 import { JitvmError } from '../core/errors.js';
 import type { Hypervisor, ProbeResult } from '../core/hypervisor.js';
 import { FirecrackerHypervisor } from './firecracker/index.js';
 import { QemuHypervisor } from './qemu/index.js';
+import { VfkitHypervisor } from './vz/index.js';
 
 /**
  * Every backend this build knows, in order of preference when several are available: Firecracker where it can run
- * (Linux with KVM: the fastest boot and the smallest VMM), else QEMU.
+ * (Linux with KVM: the fastest boot and the smallest VMM), vz on a Mac with vfkit (Virtualization.framework), else
+ * QEMU (KVM, HVF on a Mac without vfkit, WHPX, TCG).
  */
 export function allBackends(): Hypervisor[] {
-  return [new FirecrackerHypervisor(), new QemuHypervisor()];
+  return [new FirecrackerHypervisor(), new VfkitHypervisor(), new QemuHypervisor()];
 }
 
 /** A backend by name, or not_found listing the known names. */
@@ -32,22 +35,32 @@ export async function probeBackends(): Promise<BackendReport[]> {
 }
 
 /**
- * The backend to use: `requested` (e.g. `--backend`), else `JITVM_BACKEND`, else the first available one.
- * A named backend that is unavailable is an error saying why, never a silent fallback.
+ * The backend to use for a guest of `arch`: `requested` (e.g. `--backend`), else `JITVM_BACKEND`, else the first
+ * available one that runs `arch` guests here (Firecracker and vz run only the host's architecture; QEMU emulates the
+ * other). A named backend that is unavailable or cannot run `arch` is an error saying why, never a silent fallback.
  */
-export async function selectBackend(requested?: string): Promise<Hypervisor> {
+export async function selectBackend(requested?: string, arch: Arch = hostArch() ?? 'x86_64'): Promise<Hypervisor> {
   const name = requested ?? process.env.JITVM_BACKEND;
   if (name) {
     const backend = backendByName(name);
     const probe = await backend.probe();
     if (!probe.available) throw new JitvmError('unsupported', `backend ${name} is not available: ${probe.reason}`);
+    if (!backend.capabilities.arches.includes(arch)) {
+      throw new JitvmError('unsupported', `backend ${name} cannot run ${arch} guests on this host; use --backend qemu`);
+    }
     return backend;
   }
   const reports = await probeBackends();
-  const chosen = reports.find((report) => report.probe.available);
+  const runsArch = (report: BackendReport): boolean => backendByName(report.name).capabilities.arches.includes(arch);
+  const chosen = reports.find((report) => report.probe.available && runsArch(report));
   if (!chosen) {
-    const reasons = reports.map((report) => `${report.name}: ${report.probe.reason}`).join('; ');
-    throw new JitvmError('unsupported', `no backend can run VMs on this host (${reasons}); run \`jitvm doctor\``);
+    const reasons = reports
+      .map((report) => `${report.name}: ${report.probe.available ? `no ${arch} guests` : report.probe.reason}`)
+      .join('; ');
+    throw new JitvmError(
+      'unsupported',
+      `no backend can run ${arch} VMs on this host (${reasons}); run \`jitvm doctor\``,
+    );
   }
   return backendByName(chosen.name);
 }

@@ -32,7 +32,8 @@ describe('Firecracker boot requests', () => {
     assert.deepEqual(requests.bootSource, {
       kernel_image_path: '/k/vmlinux',
       initrd_path: '/k/initrd',
-      boot_args: 'console=ttyS0 reboot=k panic=1 quiet i8042.noaux i8042.nomux i8042.dumbkbd jitvm.debug=1',
+      boot_args:
+        'console=ttyS0 reboot=k panic=1 quiet i8042.noaux i8042.nomux i8042.dumbkbd jitvm.channel=vsock jitvm.debug=1',
     });
     assert.deepEqual(requests.machineConfig, { vcpu_count: 3, mem_size_mib: 384, smt: false });
     assert.deepEqual(requests.drives, []);
@@ -89,7 +90,7 @@ describe('Firecracker boot requests', () => {
 
   it('leaves out the x86-only reboot and keyboard arguments on aarch64', () => {
     const config = parseVmConfig({ kernel: '/k', initrd: '/i', arch: 'aarch64' });
-    assert.equal(kernelBootArgs(config), 'console=ttyS0 panic=1 quiet');
+    assert.equal(kernelBootArgs(config), 'console=ttyS0 panic=1 quiet jitvm.channel=vsock');
   });
 });
 

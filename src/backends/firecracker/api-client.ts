@@ -1,9 +1,9 @@
 /** A typed client for Firecracker's REST API on its Unix socket: one method per endpoint jitvm uses. */
-import { request } from 'node:http';
 import type { z } from 'zod';
 import { JitvmError, VmmError } from '../../core/errors.js';
 import { delay } from '../../core/process.js';
 import { parseJsonOrUndefined as parseJson } from '../../core/json.js';
+import { type UnixHttpResponse, unixHttpRequest } from '../unix-http.js';
 import {
   type ActionType,
   ApiErrorSchema,
@@ -37,11 +37,6 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 /** Requests can take a while only for snapshots (writing guest memory); configuration answers in microseconds. */
 const REQUEST_TIMEOUT_MS = 60_000;
 const SOCKET_POLL_MS = 5;
-
-interface Response {
-  readonly status: number;
-  readonly body: string;
-}
 
 export class FirecrackerApi {
   constructor(readonly socketPath: string) {}
@@ -131,46 +126,21 @@ export class FirecrackerApi {
     if (response.status !== 204) throw this.refusal(method, path, response);
   }
 
-  private refusal(method: string, path: string, response: Response): FirecrackerApiError {
+  private refusal(method: string, path: string, response: UnixHttpResponse): FirecrackerApiError {
     const parsed = ApiErrorSchema.safeParse(parseJson(response.body));
     const fault = parsed.success ? parsed.data.fault_message : response.body.trim() || '(no explanation given)';
     return new FirecrackerApiError(method, path, response.status, fault);
   }
 
-  private exchange(method: string, path: string, body: string | undefined): Promise<Response> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          socketPath: this.socketPath,
-          method,
-          path,
-          agent: false,
-          timeout: REQUEST_TIMEOUT_MS,
-          headers: {
-            Accept: 'application/json',
-            ...(body === undefined
-              ? {}
-              : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) {
-              req.destroy(
-                new VmmError(`Firecracker's answer to ${method} ${path} exceeds ${MAX_RESPONSE_BYTES} bytes`),
-              );
-            } else chunks.push(chunk);
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new JitvmError('timeout', `Firecracker did not answer ${method} ${path}`)));
-      req.on('error', reject);
-      req.end(body);
+  private exchange(method: string, path: string, body: string | undefined): Promise<UnixHttpResponse> {
+    return unixHttpRequest({
+      socketPath: this.socketPath,
+      method,
+      path,
+      body,
+      peer: 'Firecracker',
+      maxResponseBytes: MAX_RESPONSE_BYTES,
+      timeoutMs: REQUEST_TIMEOUT_MS,
     });
   }
 }

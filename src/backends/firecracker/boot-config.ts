@@ -1,4 +1,5 @@
 /** Pure VmConfig → Firecracker request bodies. Paths are as Firecracker sees them (inside the jail when jailed). */
+import { AGENT_CHANNEL_ARG } from '../../channel/protocol.js';
 import type { Drive, Network, RateLimiter, VmConfig } from '../../core/config.js';
 import type {
   BootSourceBody,
@@ -36,7 +37,7 @@ export interface BootRequests {
 export function kernelBootArgs(config: VmConfig): string {
   const console = config.arch === 'x86_64' ? ['console=ttyS0', 'reboot=k'] : ['console=ttyS0'];
   const i8042 = config.arch === 'x86_64' ? ['i8042.noaux', 'i8042.nomux', 'i8042.dumbkbd'] : ([] as string[]);
-  return [...console, 'panic=1', 'quiet', ...i8042, ...config.kernelArgs].join(' ');
+  return [...console, 'panic=1', 'quiet', ...i8042, AGENT_CHANNEL_ARG.VSOCK, ...config.kernelArgs].join(' ');
 }
 
 export function rateLimiterBody(limiter: RateLimiter): RateLimiterBody {
