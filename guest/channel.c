@@ -22,7 +22,8 @@
 #define TRANSPORT_POLL_MS 10
 #define TRANSPORT_WARN_MS 5000
 
-enum transport { T_SERIAL, T_VSOCK, T_UNIX };
+/* T_ANY: the host named no VM transport (see requested_transport). */
+enum transport { T_SERIAL, T_VSOCK, T_UNIX, T_ANY };
 
 static enum transport transport;
 static const char *dev_socket;  /* T_UNIX */
@@ -90,6 +91,29 @@ static int has_virtio_serial(void)
 }
 
 /*
+ * The transport the host asked for with `jitvm.channel=serial|vsock` on the kernel command line, or T_ANY when it
+ * did not say: then the first one found wins. vfkit needs it: its console is a virtio console
+ * device too, so "a virtio-serial device exists" does not mean the agent's port will appear.
+ */
+static enum transport requested_transport(void)
+{
+    char cmdline[4096] = "";
+    FILE *f = fopen("/proc/cmdline", "re");
+    if (f) {
+        if (!fgets(cmdline, sizeof cmdline, f))
+            cmdline[0] = 0;
+        fclose(f);
+    }
+    for (char *arg = strtok(cmdline, " \n"); arg; arg = strtok(NULL, " \n")) {
+        if (!strcmp(arg, AGENT_CHANNEL_ARG_VSOCK))
+            return T_VSOCK;
+        if (!strcmp(arg, AGENT_CHANNEL_ARG_SERIAL))
+            return T_SERIAL;
+    }
+    return T_ANY;
+}
+
+/*
  * Waits for the VM's transport: the port's sysfs entry, its name and its /dev node show up at slightly different
  * times after the module loads, and a vsock device may bind a little after its module. Returns T_SERIAL with
  * port_fd open, or T_VSOCK.
@@ -97,13 +121,16 @@ static int has_virtio_serial(void)
 static enum transport await_transport(void)
 {
     const struct timespec step = { 0, TRANSPORT_POLL_MS * 1000 * 1000 };
+    enum transport wanted = requested_transport();
     for (int tries = 0;; tries++) {
-        port_fd = find_port();
+        port_fd = wanted == T_VSOCK ? -1 : find_port();
         if (port_fd >= 0)
             return T_SERIAL;
-        if (vsock_device_present() && !has_virtio_serial())
+        if (wanted != T_SERIAL && vsock_device_present() && (wanted == T_VSOCK || !has_virtio_serial()))
             return T_VSOCK;
-        if (tries == TRANSPORT_WARN_MS / TRANSPORT_POLL_MS)
+        if (tries == TRANSPORT_WARN_MS / TRANSPORT_POLL_MS && wanted == T_VSOCK)
+            logmsg("warning: no vsock device found yet (jitvm.channel=vsock), still looking");
+        else if (tries == TRANSPORT_WARN_MS / TRANSPORT_POLL_MS)
             logmsg("warning: neither virtio port %s nor a vsock device found yet, still looking", AGENT_PORT_NAME);
         nanosleep(&step, NULL);
     }

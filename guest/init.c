@@ -101,6 +101,8 @@ void init_system(void)
     if (reboot(RB_DISABLE_CAD) < 0)
         logmsg("warning: disabling the Ctrl-Alt-Del reboot: %s", strerror(errno));
     load_modules();
+    /* A virtio console (hvc0: vfkit's only console) exists only once virtio_console is loaded: open it again. */
+    console_stdio();
 }
 
 int init_open_inputs(int *fds, int max)

@@ -11,6 +11,8 @@
 #define MAX_STREAMS 64
 #define AGENT_PORT_NAME "jitvm.agent"
 #define AGENT_VSOCK_PORT 1024
+#define AGENT_CHANNEL_ARG_SERIAL "jitvm.channel=serial"
+#define AGENT_CHANNEL_ARG_VSOCK "jitvm.channel=vsock"
 #define FLAG_FIN 1
 
 #define MSG_HELLO 1

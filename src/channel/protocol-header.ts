@@ -20,6 +20,8 @@ export function renderProtocolHeader(): string {
     `#define MAX_STREAMS ${p.MAX_STREAMS}`,
     `#define AGENT_PORT_NAME "${p.AGENT_PORT_NAME}"`,
     `#define AGENT_VSOCK_PORT ${p.AGENT_VSOCK_PORT}`,
+    `#define AGENT_CHANNEL_ARG_SERIAL "${p.AGENT_CHANNEL_ARG.SERIAL}"`,
+    `#define AGENT_CHANNEL_ARG_VSOCK "${p.AGENT_CHANNEL_ARG.VSOCK}"`,
     `#define FLAG_FIN ${p.FLAG_FIN}`,
     '',
     ...defines('MSG_', p.MsgType),

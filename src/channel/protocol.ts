@@ -21,6 +21,11 @@ export const MAX_STREAMS = 64;
 export const AGENT_PORT_NAME = 'jitvm.agent';
 /** The AF_VSOCK port the agent listens on when the VM has a vsock device (Firecracker). */
 export const AGENT_VSOCK_PORT = 1024;
+/**
+ * Kernel arguments naming the agent's transport. Without one the agent serves whichever it finds first; vfkit needs
+ * the vsock one, because its console is a virtio console device as well.
+ */
+export const AGENT_CHANNEL_ARG = { SERIAL: 'jitvm.channel=serial', VSOCK: 'jitvm.channel=vsock' } as const;
 
 export const FLAG_FIN = 0x01;
 

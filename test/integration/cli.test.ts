@@ -116,8 +116,8 @@ describe('jitvm CLI', { timeout: 600_000 }, () => {
   it('doctor explains the backend choice; version prints versions', async () => {
     const doctor = await jitvm(['doctor']);
     assert.equal(doctor.code, 0);
-    assert.match(doctor.stdout, /^  x86_64: (kvm|tcg|hvf|whpx) — /m);
-    assert.match(doctor.stdout, /^  aarch64: (kvm|tcg|hvf|whpx) — /m);
+    assert.match(doctor.stdout, /^ {2}x86_64: (kvm|tcg|hvf|whpx) — /m);
+    assert.match(doctor.stdout, /^ {2}aarch64: (kvm|tcg|hvf|whpx) — /m);
     assert.match(doctor.stdout, /chosen backend: qemu — first available in the preference order firecracker > /);
     assert.match(doctor.stdout, /preferred ones are unavailable \(firecracker: /);
     const version = await jitvm(['version']);

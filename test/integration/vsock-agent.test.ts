@@ -18,13 +18,13 @@ import { fileURLToPath } from 'node:url';
 import { AgentConnection } from '../../src/channel/client.js';
 import { hybridVsockHandshake } from '../../src/channel/hybrid-vsock.js';
 import { AGENT_VSOCK_PORT } from '../../src/channel/protocol.js';
-import { ChannelClosedError } from '../../src/core/errors.js';
+import { ChannelClosedError, SandboxBootError } from '../../src/core/errors.js';
 import { cacheRoot, kernelsDir } from '../../src/image/cache.js';
 import { findExtractedKernel } from '../../src/image/debian-kernel.js';
 import { runHostCommand } from '../../src/image/host-command.js';
 import { indexModules } from '../../src/image/modules.js';
 import { type CommandHandle, runCommand } from '../../src/sandbox/command.js';
-import type { Sandbox } from '../../src/sandbox/sandbox.js';
+import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { explained, sharedSandbox, withSandbox } from '../helpers/sandbox.js';
 
 const MUX_SOURCE = fileURLToPath(new URL('../../../test/guest/vsock-mux.c', import.meta.url));
@@ -233,6 +233,26 @@ describe('the agent as PID 1 on Ctrl-Alt-Del (Firecracker SendCtrlAltDel)', { ti
       const exit = await within(60_000, sb.instance.wait(), 'the guest did not power off on SIGINT');
       assert.equal(exit.signal, undefined, 'QEMU exited on its own after the guest rebooted');
       assert.match(sb.instance.consoleTail(), /jitvm-agent: shutting down/);
+    });
+  });
+});
+
+describe('the agent as PID 1 choosing its transport', { timeout: 300_000 }, () => {
+  it('waits for vsock when the kernel command line says jitvm.channel=vsock, even with its serial port present', async () => {
+    // vfkit's console is a virtio console device too: only the host's word tells the agent to use vsock there.
+    // This QEMU guest has the agent's serial port and no vsock device, so the agent must keep waiting for vsock.
+    await assert.rejects(
+      Sandbox.create({ backend: 'qemu', kernelArgs: ['jitvm.channel=vsock'], bootTimeoutMs: 15_000 }),
+      (error: unknown) =>
+        error instanceof SandboxBootError &&
+        /the guest agent did not answer/.test(error.message) &&
+        /no vsock device found yet \(jitvm\.channel=vsock\)/.test(error.consoleTail),
+    );
+  });
+
+  it('serves the serial port when the kernel command line says jitvm.channel=serial', async () => {
+    await withSandbox(async (sb) => assert.equal((await sb.exec(['true'])).exitCode, 0), {
+      kernelArgs: ['jitvm.channel=serial'],
     });
   });
 });

@@ -6,6 +6,11 @@ import { findOnPath } from '../../core/host-tools.js';
 import { cacheRoot } from '../../image/cache.js';
 import { guestArchFacts, isHostArch } from '../../image/guest-arch.js';
 
+/** QEMU's security policy (docs/system/security.rst) covers hardware virtualization only, not TCG emulation. */
+const TCG_SECURITY_NOTE =
+  'QEMU gives no security guarantee under TCG (its security policy covers hardware virtualization only): ' +
+  'for hostile code use kvm, hvf, whpx or Firecracker/vz';
+
 interface HostTool {
   readonly tool: string;
   readonly path: string | undefined;
@@ -62,6 +67,7 @@ export function registerDoctor(program: Command): void {
       const out: string[] = [`host: ${process.platform} ${arch ?? process.arch} (node ${process.version})`];
       out.push('accelerator (QEMU) per guest architecture:');
       for (const choice of accelerators) out.push(`  ${choice.guest}: ${choice.accelerator} — ${choice.reason}`);
+      if (accelerators.some((choice) => choice.accelerator === 'tcg')) out.push(`  note: ${TCG_SECURITY_NOTE}`);
       out.push('backends:');
       for (const { name, probe } of reports) {
         const version = probe.version ? ` [${probe.version}]` : '';
