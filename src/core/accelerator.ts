@@ -140,7 +140,7 @@ export function chooseAccelerator(arch: Arch, host: AcceleratorHost = thisHost):
     return { accelerator, reason: `JITVM_ACCEL=${forced}` };
   }
   if (arch !== host.cpu) {
-    return { accelerator: 'tcg', reason: `a ${arch} guest on a ${host.cpu ?? 'foreign'} host needs emulation` };
+    return { accelerator: 'tcg', reason: `${arch} guests on ${host.cpu ?? 'this'} hosts need emulation` };
   }
   const hardware = HARDWARE[host.platform];
   if (!hardware) return { accelerator: 'tcg', reason: `jitvm knows no hardware accelerator on ${host.platform}` };

@@ -103,7 +103,7 @@ describe('accelerator choice', () => {
 
   it('emulates a guest of another architecture without asking any check', () => {
     const choice = chooseAccelerator('aarch64', host({ platform: 'linux', cpu: 'x86_64' }));
-    assert.deepEqual(choice, { accelerator: 'tcg', reason: 'a aarch64 guest on a x86_64 host needs emulation' });
+    assert.deepEqual(choice, { accelerator: 'tcg', reason: 'aarch64 guests on x86_64 hosts need emulation' });
     assert.equal(chooseAccelerator('x86_64', host({ platform: 'freebsd' })).accelerator, 'tcg');
   });
 
