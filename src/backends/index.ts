@@ -27,11 +27,44 @@ export function backendByName(name: string): Hypervisor {
 export interface BackendReport {
   readonly name: string;
   readonly probe: ProbeResult;
+  /** The guest architectures it runs on this host. */
+  readonly arches: readonly Arch[];
 }
 
-/** Probes every backend (for `doctor` and for automatic selection). */
+/** Probes every backend (for `doctor` and for automatic selection), in order of preference. */
 export async function probeBackends(): Promise<BackendReport[]> {
-  return Promise.all(allBackends().map(async (backend) => ({ name: backend.name, probe: await backend.probe() })));
+  return Promise.all(
+    allBackends().map(async (backend) => ({
+      name: backend.name,
+      probe: await backend.probe(),
+      arches: backend.capabilities.arches,
+    })),
+  );
+}
+
+/** The automatic choice for `arch` guests: the first report (preference order) that is available and runs `arch`. */
+export function chooseBackend(reports: readonly BackendReport[], arch: Arch): BackendReport | undefined {
+  return reports.find((report) => report.probe.available && report.arches.includes(arch));
+}
+
+/** Why a preferred backend was passed over for `arch` guests. */
+function passedOverBecause(report: BackendReport, arch: Arch): string {
+  return report.probe.available ? `runs no ${arch} guests here` : report.probe.reason;
+}
+
+/**
+ * One sentence for `doctor`: which backend `arch` guests get and why — every backend preferred over it, with the
+ * reason it could not be used — or why none can run them.
+ */
+export function explainBackendChoice(reports: readonly BackendReport[], arch: Arch): string {
+  const chosen = chooseBackend(reports, arch);
+  const order = reports.map((report) => report.name).join(' > ');
+  const passedOver = reports
+    .slice(0, chosen ? reports.indexOf(chosen) : reports.length)
+    .map((report) => `${report.name}: ${passedOverBecause(report, arch)}`);
+  if (!chosen) return `none for ${arch} guests (${passedOver.join('; ')})`;
+  const why = passedOver.length > 0 ? `; preferred ones are unavailable (${passedOver.join('; ')})` : '';
+  return `${chosen.name} — first available in the order ${order}${why}`;
 }
 
 /**
@@ -51,15 +84,11 @@ export async function selectBackend(requested?: string, arch: Arch = hostArch() 
     return backend;
   }
   const reports = await probeBackends();
-  const runsArch = (report: BackendReport): boolean => backendByName(report.name).capabilities.arches.includes(arch);
-  const chosen = reports.find((report) => report.probe.available && runsArch(report));
+  const chosen = chooseBackend(reports, arch);
   if (!chosen) {
-    const reasons = reports
-      .map((report) => `${report.name}: ${report.probe.available ? `no ${arch} guests` : report.probe.reason}`)
-      .join('; ');
     throw new JitvmError(
       'unsupported',
-      `no backend can run ${arch} VMs on this host (${reasons}); run \`jitvm doctor\``,
+      `no backend can run ${arch} VMs on this host: ${explainBackendChoice(reports, arch)}; run \`jitvm doctor\``,
     );
   }
   return backendByName(chosen.name);

@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { z } from 'zod';
 
 import { ARCHES, type Arch } from '../core/config.js';
+import { type RuntimeHost, platformPath } from '../core/paths.js';
 import { ImageBuildError } from './errors.js';
 import { publishDir, readJsonFile, withTempDir } from './fs-util.js';
 
@@ -50,10 +51,17 @@ const KERNEL_FILE = 'vmlinuz';
 const INITRD_FILE = 'initramfs.cpio.gz';
 const MANIFEST_FILE = 'manifest.json';
 
-/** `$JITVM_CACHE_DIR`, else `${XDG_CACHE_HOME:-$HOME/.cache}/jitvm`. */
-export function cacheRoot(): string {
-  if (process.env.JITVM_CACHE_DIR) return process.env.JITVM_CACHE_DIR;
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'jitvm');
+/**
+ * `$JITVM_CACHE_DIR`, else the platform's per-user cache: `${XDG_CACHE_HOME:-$HOME/.cache}/jitvm` on Linux,
+ * `~/Library/Caches/jitvm` on macOS, `%LOCALAPPDATA%\jitvm\cache` on Windows.
+ */
+export function cacheRoot(host: RuntimeHost = { env: process.env, platform: process.platform }): string {
+  const { env, platform } = host;
+  if (env.JITVM_CACHE_DIR) return env.JITVM_CACHE_DIR;
+  const paths = platformPath(platform);
+  if (platform === 'win32' && env.LOCALAPPDATA) return paths.join(env.LOCALAPPDATA, 'jitvm', 'cache');
+  if (platform === 'darwin') return paths.join(homedir(), 'Library', 'Caches', 'jitvm');
+  return paths.join(env.XDG_CACHE_HOME || paths.join(homedir(), '.cache'), 'jitvm');
 }
 
 /** Where extracted kernels live. */

@@ -118,8 +118,12 @@ describe('jitvm CLI', { timeout: 600_000 }, () => {
     assert.equal(doctor.code, 0);
     assert.match(doctor.stdout, /^ {2}x86_64: (kvm|tcg|hvf|whpx) — /m);
     assert.match(doctor.stdout, /^ {2}aarch64: (kvm|tcg|hvf|whpx) — /m);
-    assert.match(doctor.stdout, /chosen backend: qemu — first available in the preference order firecracker > /);
-    assert.match(doctor.stdout, /preferred ones are unavailable \(firecracker: /);
+    assert.match(
+      doctor.stdout,
+      /chosen backend \(x86_64 guests\): qemu — first available in the order firecracker > vz > qemu/,
+    );
+    assert.match(doctor.stdout, /chosen backend \(aarch64 guests\): qemu — /);
+    assert.match(doctor.stdout, /vz: the vz backend needs macOS/);
     const version = await jitvm(['version']);
     assert.match(version.stdout, /^jitvm \d+\.\d+\.\d+ \(agent protocol 1/);
   });

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { IMAGE_BUILDER_VERSION, pruneImages } from '../../src/image/cache.js';
+import { IMAGE_BUILDER_VERSION, cacheRoot, pruneImages } from '../../src/image/cache.js';
 import { tempDir } from '../helpers/temp.js';
 
 function writeImage(images: string, key: string, arch: string, day: number, builderVersion = IMAGE_BUILDER_VERSION) {
@@ -38,4 +39,15 @@ it('pruneImages removes images written by an older image builder', async (t) => 
   writeImage(images, 'outdated', 'x86_64', 2, IMAGE_BUILDER_VERSION - 1);
   await pruneImages(join(images, '..'), 3);
   assert.deepEqual(readdirSync(images), ['current']);
+});
+
+it('puts the image cache in each platform’s per-user cache dir, or JITVM_CACHE_DIR', () => {
+  assert.equal(cacheRoot({ platform: 'linux', env: { JITVM_CACHE_DIR: '/c' } }), '/c');
+  assert.equal(cacheRoot({ platform: 'linux', env: { XDG_CACHE_HOME: '/home/me/.cache' } }), '/home/me/.cache/jitvm');
+  assert.equal(cacheRoot({ platform: 'linux', env: {} }), join(homedir(), '.cache', 'jitvm'));
+  assert.equal(cacheRoot({ platform: 'darwin', env: {} }), join(homedir(), 'Library', 'Caches', 'jitvm'));
+  assert.equal(
+    cacheRoot({ platform: 'win32', env: { LOCALAPPDATA: 'C:\\Users\\me\\AppData\\Local' } }),
+    'C:\\Users\\me\\AppData\\Local\\jitvm\\cache',
+  );
 });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type BackendReport, probeBackends } from '../../backends/index.js';
+import { chooseBackend, explainBackendChoice, probeBackends } from '../../backends/index.js';
 import { chooseAccelerator } from '../../core/accelerator.js';
 import { ARCHES, type Arch, hostArch } from '../../core/config.js';
 import { findOnPath } from '../../core/host-tools.js';
@@ -40,14 +40,6 @@ function hostTools(): HostTool[] {
   ];
 }
 
-/** Why the chosen backend won: the ones preferred over it could not run here. */
-function choiceExplanation(reports: readonly BackendReport[], chosen: BackendReport): string {
-  const passedOver = reports.slice(0, reports.indexOf(chosen)).map((r) => `${r.name}: ${r.probe.reason}`);
-  const order = reports.map((r) => r.name).join(' > ');
-  const why = passedOver.length > 0 ? `; preferred ones are unavailable (${passedOver.join('; ')})` : '';
-  return `${chosen.name} — first available in the preference order ${order}${why}. Override with --backend or JITVM_BACKEND.`;
-}
-
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
@@ -56,11 +48,11 @@ export function registerDoctor(program: Command): void {
     .action(async (flags: { json?: boolean }) => {
       const arch = hostArch();
       const reports = await probeBackends();
-      const chosen = reports.find((report) => report.probe.available);
+      const chosen = Object.fromEntries(ARCHES.map((guest) => [guest, chooseBackend(reports, guest)?.name ?? null]));
       const accelerators = ARCHES.map((guest) => ({ guest, ...chooseAccelerator(guest) }));
       const tools = hostTools();
       if (flags.json) {
-        const summary = { arch, platform: process.platform, accelerators, backends: reports, chosen: chosen?.name };
+        const summary = { arch, platform: process.platform, accelerators, backends: reports, chosen };
         process.stdout.write(`${JSON.stringify({ ...summary, tools, cache: cacheRoot() }, null, 2)}\n`);
         return;
       }
@@ -74,7 +66,8 @@ export function registerDoctor(program: Command): void {
         out.push(`  ${probe.available ? '✓' : '✗'} ${name}: ${probe.reason}${version}`);
         for (const warning of probe.warnings) out.push(`      warning: ${warning}`);
       }
-      out.push(`chosen backend: ${chosen ? choiceExplanation(reports, chosen) : 'none — install one of the above'}`);
+      for (const guest of ARCHES) out.push(`chosen backend (${guest} guests): ${explainBackendChoice(reports, guest)}`);
+      out.push('  override with --backend or JITVM_BACKEND');
       out.push('host tools:');
       for (const tool of tools) {
         const where = tool.path ? ` (${tool.path})` : ` — install: apt-get install ${tool.package}`;
