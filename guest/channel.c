@@ -104,13 +104,14 @@ static enum transport requested_transport(void)
             cmdline[0] = 0;
         fclose(f);
     }
+    enum transport wanted = T_ANY;  /* the last one given wins, as with other kernel arguments */
     for (char *arg = strtok(cmdline, " \n"); arg; arg = strtok(NULL, " \n")) {
         if (!strcmp(arg, AGENT_CHANNEL_ARG_VSOCK))
-            return T_VSOCK;
-        if (!strcmp(arg, AGENT_CHANNEL_ARG_SERIAL))
-            return T_SERIAL;
+            wanted = T_VSOCK;
+        else if (!strcmp(arg, AGENT_CHANNEL_ARG_SERIAL))
+            wanted = T_SERIAL;
     }
-    return T_ANY;
+    return wanted;
 }
 
 /*

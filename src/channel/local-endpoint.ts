@@ -72,15 +72,34 @@ export function pipeName(endpoint: LocalEndpoint): string {
 
 /**
  * Connects to a local endpoint by its address and resolves once connected. Rejects with the system error when
- * nothing serves it yet (ENOENT, ECONNREFUSED), and with an AbortError when `signal` aborts first.
+ * nothing serves it yet (ENOENT, ECONNREFUSED), and with an AbortError when `signal` aborts first. The signal only
+ * guards the connect: aborting it later leaves the connected stream alone.
  */
 export function connectLocal(address: string, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ path: address, signal });
+    if (signal?.aborted) return reject(abortError(signal));
+    const socket = connect({ path: address });
+    const onAbort = (): void => {
+      socket.destroy();
+      reject(abortError(signal));
+    };
+    const settle = (): void => {
+      socket.removeListener('error', onError);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onError = (error: Error): void => {
+      settle();
+      reject(error);
+    };
     socket.once('connect', () => {
-      socket.removeListener('error', reject);
+      settle();
       resolve(socket);
     });
-    socket.once('error', reject);
+    socket.once('error', onError);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+function abortError(signal: AbortSignal | undefined): Error {
+  return new DOMException(`connecting was aborted: ${String(signal?.reason)}`, 'AbortError');
 }

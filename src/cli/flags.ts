@@ -10,6 +10,8 @@ export function addVmFlags(command: Command): Command {
     .addOption(new Option('--memory <mib>', 'guest memory in MiB').argParser(positiveInt('--memory')))
     .option('--backend <name>', 'hypervisor backend (default: best available, or $JITVM_BACKEND)')
     .addOption(archOption("guest architecture (default: the host's; another one runs under emulation)"))
+    .option('--kernel <path>', "boot this kernel instead of the built image's (e.g. one built on Debian, on a Mac)")
+    .option('--initrd <path>', "boot this initramfs instead of the built image's")
     .addOption(
       new Option('--boot-timeout <ms>', 'how long to wait for the guest to boot').argParser(
         positiveInt('--boot-timeout'),
@@ -22,6 +24,8 @@ export interface VmFlags {
   memory?: number;
   backend?: string;
   arch?: Arch;
+  kernel?: string;
+  initrd?: string;
   bootTimeout?: number;
 }
 
@@ -31,6 +35,8 @@ export function sandboxOptionsFrom(flags: VmFlags): SandboxOptions {
     memoryMiB: flags.memory,
     backend: flags.backend,
     arch: flags.arch,
+    kernel: flags.kernel,
+    initrd: flags.initrd,
     bootTimeoutMs: flags.bootTimeout,
   };
 }

@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { JitvmError } from './errors.js';
 import { parseJsonOrUndefined } from './json.js';
 import { vmsRoot } from './paths.js';
-import { processMatches } from './process.js';
+import { processMatches, provenProcess } from './process.js';
 
 /** What a runtime dir's state.json says about a VM, so another process can find and drive it. */
 export const VmRecordSchema = z.object({
@@ -43,6 +44,28 @@ export function writeVmRecord(runtimeDir: string, record: VmRecord): void {
   renameSync(temp, join(runtimeDir, STATE_FILE));
 }
 
+/** A fresh VM id: `jv-` and 10 random hex digits. */
+export function newVmId(): string {
+  return `jv-${randomBytes(5).toString('hex')}`;
+}
+
+/**
+ * Writes the record of a VM that is already running; if that fails (disk full…), the VM is killed first, so no VMM
+ * is left running without the record that `jitvm ls` and the clean-up need to find it.
+ */
+export async function recordRunningVm(
+  vm: { kill(): Promise<unknown> },
+  runtimeDir: string,
+  record: VmRecord,
+): Promise<void> {
+  try {
+    writeVmRecord(runtimeDir, record);
+  } catch (error) {
+    await vm.kill();
+    throw error;
+  }
+}
+
 /** Reads a VM's record; not_found when no such VM exists, invalid_state when the file is damaged. */
 export function readVmRecord(id: string): VmRecord {
   const path = join(vmsRoot(), id, STATE_FILE);
@@ -73,7 +96,8 @@ export function liveVmRecord(id: string): VmRecord | undefined {
   if (record && processMatches(record.pid, marker)) {
     if (!orphaned(record)) return record;
     // Its owner died without taking it down (a jailed VMM loses the parent-death signal when it drops privileges).
-    process.kill(record.pid, 'SIGKILL');
+    // A pid that cannot be proven to be that VMM (Windows reuses pids quickly) is left alone: only the record goes.
+    if (provenProcess(record.pid, marker)) process.kill(record.pid, 'SIGKILL');
   }
   rmSync(runtimeDir, { recursive: true, force: true });
   if (record?.cleanup) removeHostLeftovers(record.cleanup);

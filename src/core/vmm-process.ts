@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import type { VmExit } from './hypervisor.js';
-import { processMatches } from './process.js';
+import { processMatches, provenProcess } from './process.js';
 
 /** A VMM process this code can signal and wait for, whether it is our child or was started by another process. */
 export interface VmmProcess {
@@ -64,7 +64,7 @@ export function foreignVmmProcess(pid: number, marker: string): VmmProcess {
       return exited;
     },
     signal: (signal) => {
-      if (isAlive()) process.kill(pid, signal);
+      if (provenProcess(pid, marker)) process.kill(pid, signal);
     },
     isAlive,
     release: () => {

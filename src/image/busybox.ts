@@ -11,7 +11,7 @@ import { z } from 'zod';
 
 import { ARCHES, type Arch } from '../core/config.js';
 import { HostToolMissingError } from '../core/errors.js';
-import { candidateVersion, fetchPackage } from './debian-package.js';
+import { candidateVersion, compareNatural, fetchPackage } from './debian-package.js';
 import { ElfFormatError, PT_INTERP, parseElf64 } from './elf.js';
 import { ImageBuildError } from './errors.js';
 import { readJsonFile } from './fs-util.js';
@@ -52,8 +52,8 @@ export async function locateBusybox(
     throw new HostToolMissingError('busybox', INSTALL);
   }
   const dir = packagesDir(cacheRoot);
-  const entries = (await readdir(dir).catch(() => [])).filter((name) => name.startsWith(`${PACKAGE}_`)).sort();
-  for (const entry of entries.reverse()) {
+  const entries = (await readdir(dir).catch(() => [])).filter((name) => name.startsWith(`${PACKAGE}_`));
+  for (const entry of entries.sort((a, b) => compareNatural(b, a))) {
     const marker = await readJsonFile(join(dir, entry, MARKER), markerSchema);
     if (marker?.arch !== arch) continue;
     const path = join(dir, entry, marker.path);

@@ -5,7 +5,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -114,9 +114,28 @@ export async function readCachedImage(root: string, key: string): Promise<GuestI
   };
 }
 
+/** The most recently built cached image for `arch` guests, found by manifest alone; undefined when there is none. */
+export async function newestCachedImage(root: string, arch: Arch): Promise<GuestImage | undefined> {
+  const imagesDir = join(root, 'images');
+  const names = await readdir(imagesDir).catch(() => [] as string[]);
+  const images = await Promise.all(
+    names.filter((name) => !name.startsWith('.')).map((key) => readCachedImage(root, key)),
+  );
+  const ofArch = images.filter((image): image is GuestImage => image?.arch === arch);
+  return ofArch.sort((a, b) => b.builtAt.localeCompare(a.builtAt))[0];
+}
+
+/** How long an image of another builder version is kept after it was last written. */
+const FOREIGN_IMAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+async function filterAsync<T>(items: readonly T[], keep: (item: T) => Promise<boolean>): Promise<T[]> {
+  const verdicts = await Promise.all(items.map(keep));
+  return items.filter((_, i) => verdicts[i]);
+}
+
 /**
- * Removes all but the `keep` most recently built images of each guest architecture, and images of older builder
- * versions, so each agent or kernel change does not leave ~16 MB behind. Safe for running VMs: a VMM has read its kernel and initrd by the time it runs.
+ * Removes all but the `keep` most recently built images of each guest architecture, and week-old images of other
+ * builder versions, so each agent or kernel change does not leave ~16 MB behind. Safe for running VMs: a VMM has read its kernel and initrd by the time it runs.
  */
 export async function pruneImages(root: string, keep: number): Promise<void> {
   const imagesDir = join(root, 'images');
@@ -131,8 +150,12 @@ export async function pruneImages(root: string, keep: number): Promise<void> {
   );
   const built = images.filter((image) => image.manifest !== undefined);
   built.sort((a, b) => (b.manifest?.builtAt ?? '').localeCompare(a.manifest?.builtAt ?? ''));
-  // Published images always have a manifest, so one that does not parse is from an older builder version.
-  const outdated = images.filter((image) => image.manifest === undefined);
+  // Published images always have a manifest, so one that does not parse is from another builder version: another
+  // jitvm may share this cache and still use it, so it goes only once it has not been touched for a week.
+  const outdated = await filterAsync(
+    images.filter((image) => image.manifest === undefined),
+    async (image) => Date.now() - (await stat(join(imagesDir, image.name))).mtimeMs > FOREIGN_IMAGE_MAX_AGE_MS,
+  );
   const stale = ARCHES.flatMap((arch) => built.filter((image) => image.manifest?.arch === arch).slice(keep));
   stale.push(...outdated);
   await Promise.all(stale.map((image) => rm(join(imagesDir, image.name), { recursive: true, force: true })));

@@ -15,7 +15,7 @@ import { publishDir, readJsonFile, withTempDir } from './fs-util.js';
 import { foreignArchRemedy, isHostArch, qualifiedPackage } from './guest-arch.js';
 import { runHostCommand } from './host-command.js';
 
-const APT_INSTALL = 'apt-get install apt (jitvm needs a Debian or Ubuntu host to fetch guest packages)';
+const APT_INSTALL = 'apt-get install apt (jitvm fetches guest packages from the Debian archive with apt)';
 /** What to do when apt's package lists are missing or stale. */
 export const APT_UPDATE_REMEDY = 'Refresh the package lists with `sudo apt-get update`, then try again.';
 
@@ -99,4 +99,17 @@ async function downloadAndExtract(
     throw new ImageBuildError(`apt-get download ${name} produced ${debs.length} .deb files`, APT_UPDATE_REMEDY);
   }
   await runHostCommand('dpkg-deb', ['-x', join(download, debs[0]!), tree], { signal, install: 'apt-get install dpkg' });
+}
+
+/** Compares strings with digit runs as numbers ("…-56…" after "…-9…"); Intl.Collator costs ~9 ms to create. */
+export function compareNatural(a: string, b: string): number {
+  const pa = a.split(/(\d+)/);
+  const pb = b.split(/(\d+)/);
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i]!;
+    const y = pb[i]!;
+    const diff = i % 2 === 1 ? Number(x) - Number(y) : x < y ? -1 : x > y ? 1 : 0;
+    if (diff !== 0) return diff;
+  }
+  return pa.length - pb.length;
 }

@@ -11,7 +11,16 @@ import { type Arch, hostArch } from '../core/config.js';
 import { CancelledError, JitvmError } from '../core/errors.js';
 import { AGENT_SOURCE_DIR, buildAgent, listAgentSources } from './agent-build.js';
 import { fetchBusybox, inspectBusybox, locateBusybox } from './busybox.js';
-import { cacheRoot, imageKey, kernelsDir, pruneImages, readCachedImage, storeImage, type GuestImage } from './cache.js';
+import {
+  cacheRoot,
+  imageKey,
+  kernelsDir,
+  newestCachedImage,
+  pruneImages,
+  readCachedImage,
+  storeImage,
+  type GuestImage,
+} from './cache.js';
 import { fetchDebianKernel, findExtractedKernel, type KernelInfo } from './debian-kernel.js';
 import { buildInitramfs, GUEST_MODULES } from './initramfs.js';
 import { indexModules, resolveModules } from './modules.js';
@@ -89,8 +98,8 @@ function guestArch(options: ResolveImageOptions): Arch {
 }
 
 async function resolveUnmemoized(options: ResolveImageOptions): Promise<GuestImage> {
-  assertSupportedHost();
   const root = cacheRoot();
+  if (!canBuildImages()) return copiedImage(root, guestArch(options));
   const kernel = await findExtractedKernel(kernelsDir(root), guestArch(options));
   const key = kernel && (await keyFor(kernel, options));
   const cached = key && (await readCachedImage(root, key));
@@ -193,12 +202,29 @@ function asCancelled(signal: AbortSignal | undefined): (error: unknown) => never
 }
 
 /** Images are built with Debian's packages (apt, dpkg) for x86_64 or aarch64 guests, on an x86_64 or arm64 host. */
+function canBuildImages(): boolean {
+  return process.platform === 'linux' && hostArch() !== undefined;
+}
+
 function assertSupportedHost(): void {
-  if (process.platform !== 'linux' || hostArch() === undefined) {
+  if (!canBuildImages()) {
     throw new JitvmError(
       'unsupported',
-      `guest images are built on Debian or Ubuntu hosts (x86_64 or arm64); this host is ${process.platform} ` +
-        `${process.arch}. Build the image on such a host and pass its kernel and initrd paths.`,
+      `guest images are built on Debian hosts (x86_64 or arm64); this host is ${process.platform} ${process.arch}. ` +
+        'Build the image on Debian with `jitvm image build --arch <arch>` and copy its directory into ' +
+        `${join(cacheRoot(), 'images')}, or pass the kernel and initrd (--kernel/--initrd)`,
     );
   }
+}
+
+/** Where images cannot be built (macOS, Windows): the newest one of `arch` copied into the cache from a Debian host. */
+async function copiedImage(root: string, arch: Arch): Promise<GuestImage> {
+  const image = await newestCachedImage(root, arch);
+  if (image) return image;
+  throw new JitvmError(
+    'not_found',
+    `no ${arch} guest image in ${join(root, 'images')}, and images are built on Debian only: run ` +
+      `\`jitvm image build --arch ${arch}\` there and copy the printed image directory into ${join(root, 'images')}, ` +
+      'or pass the kernel and initrd (--kernel/--initrd)',
+  );
 }

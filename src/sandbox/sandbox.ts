@@ -2,6 +2,7 @@ import { AgentConnection } from '../channel/client.js';
 import { MsgType } from '../channel/protocol.js';
 import { parseVmConfig, parseWith } from '../core/config.js';
 import { InvalidArgumentError, JitvmError } from '../core/errors.js';
+import { delay } from '../core/process.js';
 import type { VmInstance } from '../core/hypervisor.js';
 import { readVmRecord } from '../core/vm-record.js';
 import { backendByName, selectBackend } from '../backends/index.js';
@@ -124,11 +125,25 @@ export class Sandbox implements AsyncDisposable {
 
   private async teardown(graceful: boolean): Promise<void> {
     if (graceful && !this.connection.closed) {
-      await this.connection.request(MsgType.SHUTDOWN, Buffer.alloc(0), MsgType.OK).catch(() => undefined);
+      const acknowledged = await this.connection.request(MsgType.SHUTDOWN, Buffer.alloc(0), MsgType.OK).then(
+        () => true,
+        () => false,
+      );
+      // The agent answers before it stops its processes, syncs and powers off: let the guest get there by itself
+      // (on `virt` there is no power button, so stop() would otherwise end the VMM at once).
+      if (acknowledged) await this.exitWithin(GRACEFUL_STOP_TIMEOUT_MS);
       await this.instance.stop({ timeoutMs: GRACEFUL_STOP_TIMEOUT_MS });
     }
     this.connection.close();
     await this.instance.kill();
+  }
+
+  /** Waits up to `ms` for the VMM to exit on its own. */
+  private async exitWithin(ms: number): Promise<void> {
+    const timer = new AbortController();
+    const elapsed = delay(ms, timer.signal).catch(() => undefined);
+    await Promise.race([this.instance.wait(), elapsed]);
+    timer.abort();
   }
 
   private liveConnection(): AgentConnection {

@@ -5,7 +5,9 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { findOnPath } from '../../src/core/host-tools.js';
 import { vmsRoot } from '../../src/core/paths.js';
+import { resolveImage } from '../../src/image/index.js';
 import { tempDir } from '../helpers/temp.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -50,6 +52,25 @@ describe('jitvm CLI', { timeout: 600_000 }, () => {
     assert.equal(result.stdout, '1 /tmp\nfrom stdin');
     assert.equal(result.code, 0);
   });
+
+  it(
+    'run: --arch boots the other architecture, --kernel/--initrd boot a given image',
+    {
+      skip:
+        !findOnPath('qemu-system-aarch64') && 'qemu-system-aarch64 is not installed (apt-get install qemu-system-arm)',
+    },
+    async (t) => {
+      const emulated = await jitvm(['run', '--arch', 'aarch64', '--', 'uname', '-m']);
+      assert.equal(emulated.stdout, 'aarch64\n', emulated.stderr);
+      const image = await resolveImage({ arch: 'aarch64' });
+      const given = ['--kernel', image.kernel, '--initrd', image.initrd];
+      const booted = await jitvm(['run', '--arch', 'aarch64', ...given, '--', 'uname', '-r']);
+      assert.equal(booted.stdout, `${image.kernelVersion}\n`, booted.stderr);
+      const bogus = await jitvm(['run', '--kernel', join(tempDir(t), 'none'), '--initrd', image.initrd, '--', 'true']);
+      assert.notEqual(bogus.code, 0);
+      assert.match(bogus.stderr, /kernel .*none does not exist/);
+    },
+  );
 
   it('run: a missing guest program exits 127 with a clear message', async () => {
     const result = await jitvm(['run', '--', 'no-such-program']);

@@ -55,6 +55,20 @@ describe('local endpoints', () => {
     await assert.rejects(connectLocal(join(dir, 'absent.sock')), { code: 'ENOENT' });
     await assert.rejects(connectLocal(address, AbortSignal.abort()), { name: 'AbortError' });
   });
+
+  it('leaves a connected stream alone when the signal aborts afterwards (it guards the connect only)', async (t) => {
+    const address = join(tempDir(t), 'agent.sock');
+    const server = createServer((socket) => socket.once('data', (data) => socket.end(data)));
+    await new Promise<void>((resolve) => server.listen(address, resolve));
+    t.after(() => server.close());
+    const controller = new AbortController();
+    const socket = await connectLocal(address, controller.signal);
+    controller.abort();
+    const echoed = new Promise<string>((resolve) => socket.once('data', (data) => resolve(String(data))));
+    socket.write('still here');
+    assert.equal(await echoed, 'still here');
+    socket.destroy();
+  });
 });
 
 describe('QEMU chardevs for local endpoints', () => {

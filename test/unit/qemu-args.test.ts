@@ -31,7 +31,10 @@ describe('QEMU command line', () => {
     assert.deepEqual(valueOf(args, '-sandbox'), [
       'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
     ]);
-    assert.match(valueOf(args, '-append')[0]!, /^console=ttyS0 reboot=t panic=-1 quiet pci=off tsc_early_khz=\d+$/);
+    assert.match(
+      valueOf(args, '-append')[0]!,
+      /^console=ttyS0 reboot=t panic=-1 quiet jitvm.channel=serial pci=off tsc_early_khz=\d+$/,
+    );
   });
 
   it('uses the host CPU and no TSC workaround under KVM, and omits -sandbox without seccomp', () => {
@@ -46,7 +49,7 @@ describe('QEMU command line', () => {
     const args = buildQemuArgs({ config: arm, accelerator: 'tcg', paths, seccomp: true, name: 'jitvm-x' });
     assert.deepEqual(valueOf(args, '-M'), ['virt']);
     assert.deepEqual(valueOf(args, '-cpu'), ['cortex-a57']);
-    assert.equal(kernelCommandLine(arm, 'tcg'), 'console=ttyAMA0 reboot=t panic=-1 quiet debug');
+    assert.equal(kernelCommandLine(arm, 'tcg'), 'console=ttyAMA0 reboot=t panic=-1 quiet jitvm.channel=serial debug');
   });
 
   it('attaches drives (root first, read-only by default, commas escaped, rate limits as throttling) and a TAP NIC', () => {

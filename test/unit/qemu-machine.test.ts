@@ -84,7 +84,7 @@ const POSIX_CASES: PosixCase[] = [
     bus: 'device',
     seccomp: true,
     machine: ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host'],
-    append: 'console=ttyS0 reboot=t panic=-1 quiet pci=off',
+    append: 'console=ttyS0 reboot=t panic=-1 quiet jitvm.channel=serial pci=off',
   },
   {
     name: 'Linux x86_64 + TCG: microvm, default CPU, fixed TSC rate',
@@ -95,7 +95,7 @@ const POSIX_CASES: PosixCase[] = [
     bus: 'device',
     seccomp: true,
     machine: ['-M', 'microvm', '-accel', 'tcg'],
-    append: 'console=ttyS0 reboot=t panic=-1 quiet pci=off tsc_early_khz=2000000',
+    append: 'console=ttyS0 reboot=t panic=-1 quiet jitvm.channel=serial pci=off tsc_early_khz=2000000',
   },
   {
     name: 'aarch64 + TCG: virt with cortex-a57 and the PL011 console',
@@ -106,7 +106,7 @@ const POSIX_CASES: PosixCase[] = [
     bus: 'device',
     seccomp: true,
     machine: ['-M', 'virt', '-accel', 'tcg', '-cpu', 'cortex-a57'],
-    append: 'console=ttyAMA0 reboot=t panic=-1 quiet',
+    append: 'console=ttyAMA0 reboot=t panic=-1 quiet jitvm.channel=serial',
   },
   {
     name: 'macOS arm64 + HVF: virt with the host CPU and no highmem=off',
@@ -117,7 +117,7 @@ const POSIX_CASES: PosixCase[] = [
     bus: 'device',
     seccomp: false,
     machine: ['-M', 'virt', '-accel', 'hvf', '-cpu', 'host'],
-    append: 'console=ttyAMA0 reboot=t panic=-1 quiet',
+    append: 'console=ttyAMA0 reboot=t panic=-1 quiet jitvm.channel=serial',
   },
   {
     name: 'macOS x86_64 + HVF: q35 with the host CPU and virtio over PCI',
@@ -128,7 +128,7 @@ const POSIX_CASES: PosixCase[] = [
     bus: 'pci',
     seccomp: false,
     machine: ['-M', 'q35', '-accel', 'hvf', '-cpu', 'host'],
-    append: 'console=ttyS0 reboot=t panic=-1 quiet',
+    append: 'console=ttyS0 reboot=t panic=-1 quiet jitvm.channel=serial',
   },
 ];
 
@@ -151,7 +151,7 @@ describe('QEMU machine profiles (golden command lines)', () => {
     assert.deepEqual(argvFor('x86_64', 'whpx', 'win32', dir, { seccomp: false, files }), [
       ...['-name', 'jitvm-jv-1', '-M', 'pc', '-accel', 'whpx', ...COMMON],
       ...['-kernel', 'C:\\jitvm\\vmlinuz', '-initrd', 'C:\\jitvm\\initrd'],
-      ...['-append', 'console=ttyS0 reboot=t panic=-1 quiet'],
+      ...['-append', 'console=ttyS0 reboot=t panic=-1 quiet jitvm.channel=serial'],
       ...['-chardev', `file,id=console,path=${dir}\\console.log`, '-serial', 'chardev:console'],
       ...['-chardev', 'pipe,id=qmp,path=jitvm-jv-1-qmp', '-mon', 'chardev=qmp,mode=control'],
       ...['-device', 'virtio-serial-pci'],

@@ -1,5 +1,4 @@
 import { existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { kvmUsable } from '../../core/accelerator.js';
 import { type VmConfig, VmConfigSchema, hostArch, parseWith } from '../../core/config.js';
@@ -15,7 +14,8 @@ import type {
   VmSnapshot,
 } from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
-import { requireLiveVmRecord, removeHostLeftovers, writeVmRecord } from '../../core/vm-record.js';
+import { requireLiveVmRecord, removeHostLeftovers, newVmId, recordRunningVm } from '../../core/vm-record.js';
+import { versionAtLeast } from '../../core/version.js';
 import { childVmmProcess, foreignVmmProcess, type VmmProcess } from '../../core/vmm-process.js';
 import { vmlinuxFor } from '../../image/vmlinux.js';
 import { spawnVmm } from '../spawn-vmm.js';
@@ -60,10 +60,6 @@ type Version = readonly [number, number, number];
 export function parseFirecrackerVersion(text: string | undefined): Version | undefined {
   const match = /^Firecracker v(\d+)\.(\d+)\.(\d+)/.exec(text?.trim() ?? '');
   return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : undefined;
-}
-
-function atLeast(version: Version, minimum: readonly [number, number]): boolean {
-  return version[0] > minimum[0] || (version[0] === minimum[0] && version[1] >= minimum[1]);
 }
 
 interface Started {
@@ -123,7 +119,7 @@ export class FirecrackerHypervisor implements Hypervisor {
     const version = parseFirecrackerVersion(versionText);
     if (!version) return unavailable(`${binary} --version did not print "Firecracker vX.Y.Z"`, binary, versionText);
     const versionName = version.join('.');
-    if (!atLeast(version, MIN_VERSION)) {
+    if (!versionAtLeast(version, MIN_VERSION)) {
       return unavailable(
         `Firecracker ${versionName} is too old; jitvm needs ${MIN_VERSION.join('.')} or newer`,
         binary,
@@ -199,7 +195,7 @@ export class FirecrackerHypervisor implements Hypervisor {
       );
     }
     const version = parseFirecrackerVersion(`Firecracker v${probe.version}`) as Version;
-    if (!this.jailer && !atLeast(version, VSOCK_OVERRIDE_VERSION)) {
+    if (!this.jailer && !versionAtLeast(version, VSOCK_OVERRIDE_VERSION)) {
       throw new JitvmError(
         'unsupported',
         `restoring without the jailer needs Firecracker ${VSOCK_OVERRIDE_VERSION.join('.')}+ (vsock_override); ` +
@@ -269,7 +265,7 @@ export class FirecrackerHypervisor implements Hypervisor {
     options: SpawnOptions,
     start: (id: string, runtimeDir: string, detached: boolean) => Promise<FirecrackerInstance>,
   ): Promise<VmInstance> {
-    const id = options.id ?? `jv-${randomBytes(5).toString('hex')}`;
+    const id = options.id ?? newVmId();
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     mkdirSync(runtimeDir, { mode: 0o700 });
     try {
@@ -336,7 +332,7 @@ export class FirecrackerHypervisor implements Hypervisor {
     } catch (error) {
       throw await failedStart(instance, error);
     }
-    writeVmRecord(runtimeDir, {
+    await recordRunningVm(instance, runtimeDir, {
       id,
       backend: this.name,
       pid: vmm.pid,

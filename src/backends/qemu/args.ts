@@ -1,5 +1,5 @@
 import type { Accelerator, Arch, Drive, Network, RateLimiter, TokenBucket, VmConfig } from '../../core/config.js';
-import { AGENT_PORT_NAME } from '../../channel/protocol.js';
+import { AGENT_CHANNEL_ARG, AGENT_PORT_NAME } from '../../channel/protocol.js';
 import {
   type LocalEndpoint,
   type LocalTransport,
@@ -72,7 +72,14 @@ export function qemuBinary(arch: Arch): string {
 /** The guest kernel command line: console, reboot-means-exit, what the machine needs, then the caller's arguments. */
 export function kernelCommandLine(config: VmConfig, accelerator: Accelerator): string {
   const profile = machineProfile(config.arch, accelerator);
-  const args = [`console=${profile.console}`, 'reboot=t', 'panic=-1', 'quiet', ...profile.kernelArgs];
+  const args = [
+    `console=${profile.console}`,
+    'reboot=t',
+    'panic=-1',
+    'quiet',
+    AGENT_CHANNEL_ARG.SERIAL,
+    ...profile.kernelArgs,
+  ];
   return [...args, ...config.kernelArgs].join(' ');
 }
 

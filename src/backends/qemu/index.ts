@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -9,7 +8,7 @@ import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
 import { toolVersion } from '../../core/host-tools.js';
 import type { Hypervisor, ProbeResult, SpawnOptions, VmInstance } from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
-import { type VmRecord, requireLiveVmRecord, writeVmRecord } from '../../core/vm-record.js';
+import { type VmRecord, requireLiveVmRecord, newVmId, recordRunningVm } from '../../core/vm-record.js';
 import { childVmmProcess, foreignVmmProcess } from '../../core/vmm-process.js';
 import { buildQemuArgs, runtimePaths } from './args.js';
 import { findQemu, requireQemu } from './binary.js';
@@ -82,10 +81,18 @@ export class QemuHypervisor implements Hypervisor {
     const arch = hostArch() ?? 'x86_64';
     const binary = findQemu(arch);
     if (!binary) return qemuMissing(arch, process.platform);
+    let choice;
+    try {
+      choice = chooseAccelerator(arch);
+    } catch (error) {
+      // A bad JITVM_ACCEL: say so as the reason (doctor shows it) rather than fail the whole probe.
+      const reason = error instanceof Error ? error.message : String(error);
+      return { available: false, reason, accelerator: undefined, binary, version: undefined, warnings: [] };
+    }
     return qemuFound({
       binary,
       version: await toolVersion(binary),
-      choice: chooseAccelerator(arch),
+      choice,
       seccomp: await qemuHasSeccomp(binary),
       platform: process.platform,
     });
@@ -95,12 +102,15 @@ export class QemuHypervisor implements Hypervisor {
     const binary = requireQemu(config.arch);
     requireFile(config.kernel, 'kernel');
     requireFile(config.initrd, 'initrd');
+    if (config.network.mode === 'tap' && process.platform !== 'linux') {
+      throw new JitvmError('unsupported', `TAP networking needs a Linux host; this one is ${process.platform}`);
+    }
     if (config.network.mode === 'tap' && (config.network.rxRateLimiter || config.network.txRateLimiter)) {
       throw new JitvmError('unsupported', 'the qemu backend cannot rate-limit a NIC; use the firecracker backend');
     }
     const detached = options.detached ?? false;
     if (detached) requireDetachable();
-    const id = options.id ?? `jv-${randomBytes(5).toString('hex')}`;
+    const id = options.id ?? newVmId();
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     mkdirSync(runtimeDir, { mode: 0o700 });
     try {
@@ -144,7 +154,7 @@ export class QemuHypervisor implements Hypervisor {
       const message = `QEMU failed to start${stderr ? `: ${stderr}` : ''}${hint ? `\n${hint}` : ''}`;
       throw new JitvmError('vmm_failed', message, { cause: error });
     }
-    writeVmRecord(runtimeDir, {
+    await recordRunningVm(instance, runtimeDir, {
       id,
       backend: this.name,
       pid,

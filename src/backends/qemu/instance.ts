@@ -56,15 +56,25 @@ export class QemuInstance extends VmmInstance {
   async attachControl(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const stream = await this.connectWhileStarting(this.paths.qmpSocket, deadline);
+    // Nothing reads QMP while the agent pipe is awaited: an error meanwhile (QEMU died) must not go unheard.
+    let earlyError: Error | undefined;
+    const keepError = (error: Error): void => {
+      earlyError ??= error;
+    };
+    stream.on('error', keepError);
     try {
       if (servesOneClient(this.paths.transport)) {
         const agent = await this.connectWhileStarting(this.paths.agentSocket, deadline);
         this.heldAgent = new HeldConnection(agent, `the agent pipe of VM ${this.id}`);
       }
+      if (earlyError)
+        throw new JitvmError('vmm_failed', 'the QMP connection failed during start', { cause: earlyError });
       this.qmp = await beforeDeadline(QmpClient.open(stream), deadline, `QEMU did not greet on QMP (${timeoutMs} ms)`);
     } catch (error) {
       stream.destroy();
       throw error;
+    } finally {
+      stream.removeListener('error', keepError);
     }
     const status = await this.qmp.status();
     if (status !== 'running') throw new VmmError(`QEMU started but the VM is ${status}, not running`);

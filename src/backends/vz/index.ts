@@ -4,7 +4,6 @@
  * lifecycle over its REST API (api-client.ts) and reaches the agent on a guest vsock port vfkit exposes as a Unix
  * socket (vsock-stream.ts). See docs/backends/vz.md.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readSync, closeSync, rmSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +12,8 @@ import { HostToolMissingError, InvalidArgumentError, JitvmError } from '../../co
 import { findOnPath, toolVersion } from '../../core/host-tools.js';
 import type { BackendCapabilities, Hypervisor, ProbeResult, SpawnOptions, VmInstance } from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
-import { requireLiveVmRecord, writeVmRecord } from '../../core/vm-record.js';
+import { requireLiveVmRecord, newVmId, recordRunningVm } from '../../core/vm-record.js';
+import { versionAtLeast } from '../../core/version.js';
 import { childVmmProcess, foreignVmmProcess } from '../../core/vmm-process.js';
 import { spawnVmm } from '../spawn-vmm.js';
 import { VfkitApi, VfkitApiError } from './api-client.js';
@@ -67,14 +67,6 @@ function guestArchOf(arch: string): Arch | undefined {
   if (arch === 'arm64') return 'aarch64';
   if (arch === 'x64') return 'x86_64';
   return undefined;
-}
-
-function atLeast(version: readonly number[], minimum: readonly number[]): boolean {
-  for (let i = 0; i < minimum.length; i++) {
-    const [have, need] = [version[i] ?? 0, minimum[i] ?? 0];
-    if (have !== need) return have > need;
-  }
-  return true;
 }
 
 /** What the probe found, and the error spawn throws when it found the backend unusable. */
@@ -139,7 +131,7 @@ export class VfkitHypervisor implements Hypervisor {
     }
     if (!this.hostArch) {
       return unavailable(
-        `Virtualization.framework runs arm64 or x86_64 guests; this Mac's CPU is ${this.options.arch}`,
+        `Virtualization.framework runs arm64 or x86_64 guests; this Mac's CPU is ${this.options.arch ?? process.arch}`,
       );
     }
     const binary = this.binary();
@@ -163,7 +155,7 @@ export class VfkitHypervisor implements Hypervisor {
     const minimum = MIN_VFKIT_VERSION.join('.');
     if (!version.semver) {
       warnings.push(`vfkit reports version "${version.text}"; jitvm cannot check that it is ${minimum} or newer`);
-    } else if (!atLeast(version.semver, MIN_VFKIT_VERSION)) {
+    } else if (!versionAtLeast(version.semver, MIN_VFKIT_VERSION)) {
       return unavailable(
         `vfkit ${version.text} is too old; jitvm needs ${minimum} or newer (virtio-blk readonly): ${INSTALL}`,
         undefined,
@@ -193,7 +185,7 @@ export class VfkitHypervisor implements Hypervisor {
   async spawn(config: VmConfig, options: SpawnOptions = {}): Promise<VmInstance> {
     const probe = await this.requireAvailable();
     this.checkConfig(config);
-    const id = options.id ?? `jv-${randomBytes(5).toString('hex')}`;
+    const id = options.id ?? newVmId();
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     const paths = vfkitRuntimePaths(runtimeDir);
     // Built before anything exists on disk: a path vfkit cannot take is refused with nothing to clean up.
@@ -227,7 +219,7 @@ export class VfkitHypervisor implements Hypervisor {
     } catch (error) {
       throw await failedStart(instance, error);
     }
-    writeVmRecord(runtimeDir, {
+    await recordRunningVm(instance, runtimeDir, {
       id,
       backend: this.name,
       pid: vmm.pid,

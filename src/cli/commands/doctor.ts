@@ -40,6 +40,15 @@ function hostTools(): HostTool[] {
   ];
 }
 
+/** The accelerator for `guest`, or why there is none (doctor must explain a bad JITVM_ACCEL, not crash on it). */
+function acceleratorOrWhyNot(guest: Arch): { accelerator: string; reason: string } {
+  try {
+    return chooseAccelerator(guest);
+  } catch (error) {
+    return { accelerator: 'none', reason: error instanceof Error ? error.message : String(error) };
+  }
+}
+
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
@@ -49,8 +58,9 @@ export function registerDoctor(program: Command): void {
       const arch = hostArch();
       const reports = await probeBackends();
       const chosen = Object.fromEntries(ARCHES.map((guest) => [guest, chooseBackend(reports, guest)?.name ?? null]));
-      const accelerators = ARCHES.map((guest) => ({ guest, ...chooseAccelerator(guest) }));
-      const tools = hostTools();
+      const accelerators = ARCHES.map((guest) => ({ guest, ...acceleratorOrWhyNot(guest) }));
+      // Images are built on Debian only; elsewhere `image build` says so and the tools do not apply.
+      const tools = process.platform === 'linux' ? hostTools() : [];
       if (flags.json) {
         const summary = { arch, platform: process.platform, accelerators, backends: reports, chosen };
         process.stdout.write(`${JSON.stringify({ ...summary, tools, cache: cacheRoot() }, null, 2)}\n`);
@@ -68,7 +78,7 @@ export function registerDoctor(program: Command): void {
       }
       for (const guest of ARCHES) out.push(`chosen backend (${guest} guests): ${explainBackendChoice(reports, guest)}`);
       out.push('  override with --backend or JITVM_BACKEND');
-      out.push('host tools:');
+      out.push(tools.length > 0 ? 'host tools:' : 'host tools: none needed here (images are built on Debian)');
       for (const tool of tools) {
         const where = tool.path ? ` (${tool.path})` : ` — install: apt-get install ${tool.package}`;
         out.push(`  ${tool.path ? '✓' : '✗'} ${tool.tool} for ${tool.for}${where}`);
