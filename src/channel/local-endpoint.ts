@@ -25,6 +25,11 @@ const MAX_SOCKET_PATH_BYTES_ELSEWHERE = 103;
 const ROLE = /^[a-z][a-z0-9-]{0,31}$/;
 const VM_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/** The longest Unix socket path `platform` binds, in bytes (without the NUL). */
+export function maxSocketPathBytes(platform: NodeJS.Platform = process.platform): number {
+  return MAX_SOCKET_PATH_BYTES[platform] ?? MAX_SOCKET_PATH_BYTES_ELSEWHERE;
+}
+
 /** The transport local endpoints use on `platform`. */
 export function localTransport(platform: NodeJS.Platform = process.platform): LocalTransport {
   return platform === 'win32' ? 'named-pipe' : 'unix-socket';
@@ -51,7 +56,7 @@ export function localEndpoint(place: EndpointPlace, platform: NodeJS.Platform = 
     return { transport, address: `${PIPE_PREFIX}jitvm-${place.vmId}-${place.role}` };
   }
   const address = platformPath(platform).join(place.runtimeDir, `${place.role}.sock`);
-  const limit = MAX_SOCKET_PATH_BYTES[platform] ?? MAX_SOCKET_PATH_BYTES_ELSEWHERE;
+  const limit = maxSocketPathBytes(platform);
   const length = Buffer.byteLength(address);
   if (length > limit) {
     throw new InvalidArgumentError(

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
@@ -120,4 +121,14 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, contex
   const result = schema.safeParse(input);
   if (!result.success) throw new InvalidArgumentError(`${context}: ${describeZodError(result.error)}`);
   return result.data;
+}
+
+/** Refuses a config whose kernel or initrd is missing on the host, before any VMM is started. */
+export function requireBootFiles(config: Pick<VmConfig, 'kernel' | 'initrd'>): void {
+  for (const [what, path] of [
+    ['kernel', config.kernel],
+    ['initrd', config.initrd],
+  ] as const) {
+    if (!existsSync(path)) throw new InvalidArgumentError(`${what} ${path} does not exist; run \`jitvm image build\``);
+  }
 }

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { kvmUsable } from '../../core/accelerator.js';
-import { type VmConfig, VmConfigSchema, hostArch, parseWith } from '../../core/config.js';
+import { type VmConfig, VmConfigSchema, hostArch, parseWith, requireBootFiles } from '../../core/config.js';
 import { readConsoleTail } from '../../core/console-log.js';
 import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
 import { findOnPath, toolVersion } from '../../core/host-tools.js';
@@ -155,11 +155,9 @@ export class FirecrackerHypervisor implements Hypervisor {
   async spawn(config: VmConfig, options: SpawnOptions = {}): Promise<VmInstance> {
     const probe = await this.requireAvailable();
     checkConfig(config);
+    requireBootFiles(config);
     // x86 Firecracker boots an uncompressed ELF; on aarch64 it takes the kernel's `Image` as it is.
     const kernel = config.arch === 'x86_64' ? await vmlinuxFor(config.kernel) : config.kernel;
-    if (!existsSync(config.initrd)) {
-      throw new InvalidArgumentError(`initrd ${config.initrd} does not exist; run \`jitvm image build\``);
-    }
     return this.withRuntimeDir(options, async (id, runtimeDir, detached) => {
       const { instance, api, files } = await this.startVmm(probe, config, id, runtimeDir, detached);
       try {

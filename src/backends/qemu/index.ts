@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { localTransport } from '../../channel/local-endpoint.js';
-import { ACCELERATORS, ARCHES, type VmConfig, hostArch } from '../../core/config.js';
+import { ACCELERATORS, ARCHES, type VmConfig, hostArch, requireBootFiles } from '../../core/config.js';
 import { chooseAccelerator } from '../../core/accelerator.js';
-import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
+import { JitvmError } from '../../core/errors.js';
 import { toolVersion } from '../../core/host-tools.js';
 import type { Hypervisor, ProbeResult, SpawnOptions, VmInstance } from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
@@ -20,10 +20,6 @@ import { acceleratorFailureHint, qemuFound, qemuMissing, tcgWarning } from './pr
 import { spawnVmm } from '../spawn-vmm.js';
 
 const QMP_CONNECT_TIMEOUT_MS = 10_000;
-
-function requireFile(path: string, what: string): void {
-  if (!existsSync(path)) throw new InvalidArgumentError(`${what} ${path} does not exist; run \`jitvm image build\``);
-}
 
 /** Refused before anything starts where nobody but the starting process could ever reach the VM (Windows pipes). */
 function requireDetachable(): void {
@@ -100,8 +96,7 @@ export class QemuHypervisor implements Hypervisor {
 
   async spawn(config: VmConfig, options: SpawnOptions = {}): Promise<VmInstance> {
     const binary = requireQemu(config.arch);
-    requireFile(config.kernel, 'kernel');
-    requireFile(config.initrd, 'initrd');
+    requireBootFiles(config);
     if (config.network.mode === 'tap' && process.platform !== 'linux') {
       throw new JitvmError('unsupported', `TAP networking needs a Linux host; this one is ${process.platform}`);
     }

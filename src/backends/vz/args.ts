@@ -4,6 +4,7 @@
  * pkg/config/{bootloader,virtio}.go): see docs/backends/vz.md.
  */
 import { join } from 'node:path';
+import { maxSocketPathBytes } from '../../channel/local-endpoint.js';
 import { AGENT_CHANNEL_ARG, AGENT_VSOCK_PORT } from '../../channel/protocol.js';
 import type { Drive, VmConfig } from '../../core/config.js';
 import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
@@ -42,7 +43,7 @@ export function kernelCommandLine(config: VmConfig): string {
  * macOS limits a Unix socket path to 104 bytes with its NUL (sockaddr_un.sun_path); vfkit refuses a longer REST
  * socket path ("socket path length exceeds macOS limits", pkg/rest/rest.go) and the vsock one would fail to bind.
  */
-export const MAX_SOCKET_PATH = 103;
+const MAX_SOCKET_PATH = maxSocketPathBytes('darwin');
 
 /**
  * vfkit splits `--device` values on every comma (pkg/config/virtio.go deviceFromCmdLine) with no quoting, and

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, openSync, readSync, closeSync, rmSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import type { Arch, VmConfig } from '../../core/config.js';
+import { type Arch, type VmConfig, requireBootFiles } from '../../core/config.js';
 import { HostToolMissingError, InvalidArgumentError, JitvmError } from '../../core/errors.js';
 import { findOnPath, toolVersion } from '../../core/host-tools.js';
 import type { BackendCapabilities, Hypervisor, ProbeResult, SpawnOptions, VmInstance } from '../../core/hypervisor.js';
@@ -253,13 +253,7 @@ export class VfkitHypervisor implements Hypervisor {
         `vfkit always runs on Virtualization.framework (hvf); accelerator ${config.accelerator} is not possible`,
       );
     }
-    for (const [path, what] of [
-      [config.kernel, 'kernel'],
-      [config.initrd, 'initrd'],
-    ] as const) {
-      if (!existsSync(path))
-        throw new InvalidArgumentError(`${what} ${path} does not exist; run \`jitvm image build\``);
-    }
+    requireBootFiles(config);
     if (config.arch === 'aarch64' && !isUncompressedArm64Image(readHead(config.kernel, 2048))) {
       throw new InvalidArgumentError(
         `kernel ${config.kernel} is not an uncompressed arm64 Image: Virtualization.framework cannot decompress a ` +
