@@ -8,6 +8,7 @@ import {
 } from '../../channel/local-endpoint.js';
 import { platformPath } from '../../core/paths.js';
 import { optionValue, qmpArgs, serverChardev } from './chardev.js';
+import { type GuestRam, RAM_MACHINE_OPTION, ramArgs } from './guest-ram.js';
 import { type MachineProfile, machineProfile, virtioDevice } from './machine.js';
 
 /** The files and endpoints of one VM's runtime dir that appear on QEMU's command line. */
@@ -62,6 +63,10 @@ export interface QemuLaunch {
   readonly seccomp: boolean;
   /** Process name shown in ps. */
   readonly name: string;
+  /** Guest RAM in a file (snapshots need it); anonymous RAM when absent. */
+  readonly ram?: GuestRam;
+  /** Start paused, waiting for device state through QMP `migrate-incoming` (a restore). */
+  readonly incoming?: boolean;
 }
 
 /** The QEMU binary for a guest architecture. */
@@ -83,8 +88,9 @@ export function kernelCommandLine(config: VmConfig, accelerator: Accelerator): s
   return [...args, ...config.kernelArgs].join(' ');
 }
 
-function machineArgs(profile: MachineProfile, accelerator: Accelerator): string[] {
-  return ['-M', profile.machine, '-accel', accelerator, ...(profile.cpu ? ['-cpu', profile.cpu] : [])];
+function machineArgs(profile: MachineProfile, accelerator: Accelerator, ram: GuestRam | undefined): string[] {
+  const machine = ram ? `${profile.machine},${RAM_MACHINE_OPTION}` : profile.machine;
+  return ['-M', machine, '-accel', accelerator, ...(profile.cpu ? ['-cpu', profile.cpu] : [])];
 }
 
 /** A token bucket's steady rate per second (QEMU throttles by rate; Firecracker's burst has no exact twin). */
@@ -143,9 +149,10 @@ export function buildQemuArgs(launch: QemuLaunch): string[] {
   // prettier-ignore
   return [
     '-name', launch.name,
-    ...machineArgs(profile, accelerator),
+    ...machineArgs(profile, accelerator, launch.ram),
     '-smp', String(config.cpus),
     '-m', `${config.memoryMiB}M`,
+    ...(launch.ram ? ramArgs(launch.ram, config.memoryMiB) : []),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-kernel', config.kernel,
     '-initrd', config.initrd,
@@ -158,6 +165,7 @@ export function buildQemuArgs(launch: QemuLaunch): string[] {
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
     ...driveArgs(config.drives, profile),
     ...networkArgs(config.network, profile),
+    ...(launch.incoming ? ['-S', '-incoming', 'defer'] : []),
     ...(launch.seccomp
       ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']
       : []),

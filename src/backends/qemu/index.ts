@@ -2,11 +2,18 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { localTransport } from '../../channel/local-endpoint.js';
-import { ACCELERATORS, ARCHES, type VmConfig, hostArch, requireBootFiles } from '../../core/config.js';
+import { ACCELERATORS, ARCHES, type VmConfig, VmConfigSchema, hostArch, requireBootFiles } from '../../core/config.js';
 import { chooseAccelerator } from '../../core/accelerator.js';
 import { JitvmError } from '../../core/errors.js';
 import { toolVersion } from '../../core/host-tools.js';
-import type { Hypervisor, ProbeResult, SpawnOptions, VmInstance } from '../../core/hypervisor.js';
+import type {
+  Hypervisor,
+  ProbeResult,
+  RestoreOptions,
+  SpawnOptions,
+  VmInstance,
+  VmSnapshot,
+} from '../../core/hypervisor.js';
 import { ensurePrivateDir, vmsRoot } from '../../core/paths.js';
 import { type VmRecord, requireLiveVmRecord, newVmId, recordRunningVm } from '../../core/vm-record.js';
 import { childVmmProcess, foreignVmmProcess } from '../../core/vmm-process.js';
@@ -14,12 +21,25 @@ import { buildQemuArgs, runtimePaths } from './args.js';
 import { findQemu, requireQemu } from './binary.js';
 import { servesOneClient } from './chardev.js';
 import { qemuHasSeccomp } from './features.js';
+import { type GuestRam, ramDirFor, ramFileIn } from './guest-ram.js';
 import { QemuInstance } from './instance.js';
+import { checkRestorable } from './snapshot.js';
 import { machineProfile } from './machine.js';
 import { acceleratorFailureHint, qemuFound, qemuMissing, tcgWarning } from './probe-report.js';
 import { spawnVmm } from '../spawn-vmm.js';
 
 const QMP_CONNECT_TIMEOUT_MS = 10_000;
+const RESTORE_TIMEOUT_MS = 30_000;
+
+/** How one QEMU is started: its RAM file, and for a restore the device state to load. */
+interface LaunchPlan {
+  readonly ram?: GuestRam;
+  /** A directory outside the runtime dir that goes with the VM (its own RAM file's). */
+  readonly ramDir?: string;
+  /** The snapshot's device state: start with `-incoming defer` and load it. */
+  readonly incomingState?: string;
+  readonly resume?: boolean;
+}
 
 /** Refused before anything starts where nobody but the starting process could ever reach the VM (Windows pipes). */
 function requireDetachable(): void {
@@ -60,8 +80,8 @@ export class QemuHypervisor implements Hypervisor {
     arches: ['x86_64', 'aarch64'],
     gracefulStop: true,
     pause: true,
-    // Not yet (#5); under WHPX it cannot be: QEMU's WHPX accelerator does not migrate.
-    snapshot: false,
+    // RAM in a /dev/shm file makes snapshots cheap (guest-ram.ts); WHPX cannot migrate at all, HVF is unverified.
+    snapshot: process.platform === 'linux',
     agentTransport: 'virtio-serial',
   } as const;
 
@@ -108,10 +128,14 @@ export class QemuHypervisor implements Hypervisor {
     const id = options.id ?? newVmId();
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     mkdirSync(runtimeDir, { mode: 0o700 });
+    const ramDir = ramDirFor(id);
     try {
-      return await this.launch(binary, config, id, runtimeDir, detached);
+      if (ramDir) mkdirSync(ramDir, { mode: 0o700 });
+      const ram = ramDir ? { path: ramFileIn(ramDir), shared: true } : undefined;
+      return await this.launch(binary, config, id, runtimeDir, detached, { ram, ramDir });
     } catch (error) {
       rmSync(runtimeDir, { recursive: true, force: true });
+      if (ramDir) rmSync(ramDir, { recursive: true, force: true });
       throw error;
     }
   }
@@ -122,6 +146,7 @@ export class QemuHypervisor implements Hypervisor {
     id: string,
     runtimeDir: string,
     detached: boolean,
+    plan: LaunchPlan,
   ): Promise<QemuInstance> {
     const paths = runtimePaths(runtimeDir, { vmId: id });
     const choice = config.accelerator
@@ -135,13 +160,19 @@ export class QemuHypervisor implements Hypervisor {
       paths,
       seccomp: await qemuHasSeccomp(binary),
       name: `jitvm-${id}`,
+      ram: plan.ram,
+      incoming: plan.incomingState !== undefined,
     });
     const child = await spawnVmm(binary, args, { cwd: runtimeDir, detached, stderrPath: paths.vmmLog });
     const pid = child.pid;
     const machine = machineProfile(config.arch, accelerator);
-    const instance = new QemuInstance(id, runtimeDir, paths, childVmmProcess(child), machine);
+    const version = (await this.probe()).version;
+    // Only a VM whose RAM file is its own (not a clone's private mapping of a snapshot) can be snapshotted.
+    const source = plan.ram?.shared ? { ramFile: plan.ram.path, config, vmmVersion: version } : undefined;
+    const instance = new QemuInstance(id, runtimeDir, paths, childVmmProcess(child), machine, source, plan.ramDir);
     try {
-      await instance.attachControl(QMP_CONNECT_TIMEOUT_MS);
+      await instance.attachControl(QMP_CONNECT_TIMEOUT_MS, plan.incomingState ? 'inmigrate' : 'running');
+      if (plan.incomingState) await instance.loadSnapshot(plan.incomingState, plan.resume ?? true, RESTORE_TIMEOUT_MS);
     } catch (error) {
       await instance.kill();
       const stderr = instance.vmmOutput();
@@ -164,14 +195,45 @@ export class QemuHypervisor implements Hypervisor {
       arch: config.arch,
       accelerator,
       config,
+      vmmVersion: version,
+      ...(plan.ramDir ? { cleanup: { dirs: [plan.ramDir] } } : {}),
     });
     return instance;
   }
 
-  restore(): Promise<VmInstance> {
-    return Promise.reject(
-      new JitvmError('unsupported', 'the qemu backend cannot restore snapshots yet (capabilities.snapshot is false)'),
-    );
+  /**
+   * A new VM from a snapshot this backend wrote: the same device layout, the snapshot's RAM mapped copy-on-write
+   * (the snapshot is never written, and clones share its pages), its device state loaded through QMP, then resumed
+   * unless `resume: false`. Refused for another QEMU version, for writable drives (clones would share them) and for a
+   * TAP NIC (clones would share its MAC).
+   */
+  async restore(snapshot: VmSnapshot, options: RestoreOptions = {}): Promise<VmInstance> {
+    if (!this.capabilities.snapshot) {
+      throw new JitvmError(
+        'unsupported',
+        `the qemu backend restores snapshots on Linux hosts only, not ${process.platform}`,
+      );
+    }
+    const config = snapshot.config;
+    const binary = requireQemu(config.arch);
+    requireBootFiles(config);
+    checkRestorable(snapshot, (await this.probe()).version);
+    const detached = options.detached ?? false;
+    const id = options.id ?? newVmId();
+    const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
+    mkdirSync(runtimeDir, { mode: 0o700 });
+    try {
+      const ram = { path: join(snapshot.dir, snapshot.files.memory), shared: false };
+      const incomingState = join(snapshot.dir, snapshot.files.state);
+      return await this.launch(binary, config, id, runtimeDir, detached, {
+        ram,
+        incomingState,
+        resume: options.resume,
+      });
+    } catch (error) {
+      rmSync(runtimeDir, { recursive: true, force: true });
+      throw error;
+    }
   }
 
   async attach(id: string): Promise<VmInstance> {
@@ -179,6 +241,12 @@ export class QemuHypervisor implements Hypervisor {
     const record = requireLiveVmRecord(id);
     const runtimeDir = join(vmsRoot(), id);
     const vmm = foreignVmmProcess(record.pid, runtimeDir);
-    return new QemuInstance(id, runtimeDir, runtimePaths(runtimeDir), vmm, recordedMachine(record));
+    const ramDir = record.cleanup?.dirs[0];
+    const config = VmConfigSchema.safeParse(record.config);
+    const source =
+      ramDir && config.success
+        ? { ramFile: ramFileIn(ramDir), config: config.data, vmmVersion: record.vmmVersion }
+        : undefined;
+    return new QemuInstance(id, runtimeDir, runtimePaths(runtimeDir), vmm, recordedMachine(record), source, ramDir);
   }
 }

@@ -1,4 +1,6 @@
+import { rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { connectLocal } from '../../channel/local-endpoint.js';
 import { ChannelClosedError, JitvmError, VmmError } from '../../core/errors.js';
@@ -10,7 +12,9 @@ import type { QemuPaths } from './args.js';
 import { servesOneClient } from './chardev.js';
 import { HeldConnection } from './held-connection.js';
 import type { MachineProfile } from './machine.js';
+import { loadDeviceState } from './migration.js';
 import { QmpClient } from './qmp.js';
+import { type SnapshotSource, writeQemuSnapshot } from './snapshot.js';
 
 const DEFAULT_STOP_TIMEOUT_MS = 5000;
 const QUIT_GRACE_MS = 2000;
@@ -44,8 +48,15 @@ export class QemuInstance extends VmmInstance {
     private readonly paths: QemuPaths,
     process: VmmProcess,
     private readonly machine: Pick<MachineProfile, 'powerButton'>,
+    private readonly snapshotSource?: SnapshotSource,
+    /** A directory outside the runtime dir that goes with the VM (its RAM file's). */
+    private readonly ramDir?: string,
   ) {
     super(id, runtimeDir, paths, process, paths.qmpSocket);
+  }
+
+  protected cleanUpAfterExit(): void {
+    if (this.ramDir) rmSync(this.ramDir, { recursive: true, force: true });
   }
 
   /**
@@ -53,7 +64,7 @@ export class QemuInstance extends VmmInstance {
    * serves each endpoint to one client (Windows pipes), the agent's only connection is opened here too: QEMU's
    * start-up waits for it, and the QMP greeting comes after.
    */
-  async attachControl(timeoutMs: number): Promise<void> {
+  async attachControl(timeoutMs: number, expected: 'running' | 'inmigrate' = 'running'): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const stream = await this.connectWhileStarting(this.paths.qmpSocket, deadline);
     // Nothing reads QMP while the agent pipe is awaited: an error meanwhile (QEMU died) must not go unheard.
@@ -77,8 +88,19 @@ export class QemuInstance extends VmmInstance {
       stream.removeListener('error', keepError);
     }
     const status = await this.qmp.status();
-    if (status !== 'running') throw new VmmError(`QEMU started but the VM is ${status}, not running`);
-    if (this.currentState.kind === 'starting') this.moveTo({ kind: 'running' });
+    if (status !== expected) throw new VmmError(`QEMU started but the VM is ${status}, not ${expected}`);
+    if (expected === 'running' && this.currentState.kind === 'starting') this.moveTo({ kind: 'running' });
+  }
+
+  /**
+   * Loads a snapshot's device state into this QEMU (started with `-incoming defer`), then leaves it paused or, with
+   * `resume`, runs it.
+   */
+  async loadSnapshot(stateFile: string, resume: boolean, timeoutMs: number): Promise<void> {
+    const qmp = await this.control();
+    await loadDeviceState(qmp, join(this.runtimeDir, 'migrate.sock'), stateFile, timeoutMs);
+    if (resume) await qmp.resume();
+    this.moveTo({ kind: resume ? 'running' : 'paused' });
   }
 
   private async connectWhileStarting(address: string, deadline: number): Promise<Socket> {
@@ -118,10 +140,20 @@ export class QemuInstance extends VmmInstance {
     await (await this.control()).resume();
   }
 
-  snapshot(): Promise<VmSnapshot> {
-    return Promise.reject(
-      new JitvmError('unsupported', 'the qemu backend cannot snapshot yet (capabilities.snapshot is false)'),
-    );
+  /**
+   * Pauses the VM (if it runs) and writes a snapshot into `dir`; the VM stays paused. Needs a VM started with its
+   * RAM in a file (Linux hosts); elsewhere unsupported.
+   */
+  async snapshot(dir: string): Promise<VmSnapshot> {
+    if (!this.snapshotSource) {
+      throw new JitvmError(
+        'unsupported',
+        `VM ${this.id} keeps its RAM in anonymous memory (QEMU on ${process.platform}), so it cannot be snapshotted`,
+      );
+    }
+    if (this.currentState.kind === 'running') await this.pause();
+    this.requireLive('snapshot');
+    return writeQemuSnapshot(await this.control(), this.snapshotSource, this.runtimeDir, dir);
   }
 
   /**
