@@ -31,11 +31,13 @@ describe('QEMU argv for snapshots', () => {
     assert.ok(args.includes('-S'));
   });
 
-  it('keeps RAM files in /dev/shm on Linux only', () => {
-    assert.equal(ramDirFor('jv-1', 'linux'), '/dev/shm/jitvm-jv-1');
+  it('keeps RAM files in /dev/shm on Linux only, and only when /dev/shm can hold the guest', () => {
+    const gib = (): number => 1 << 30;
+    assert.equal(ramDirFor('jv-1', 256, 'linux', gib), '/dev/shm/jitvm-jv-1');
     assert.equal(ramFileIn('/dev/shm/jitvm-jv-1'), '/dev/shm/jitvm-jv-1/ram');
-    assert.equal(ramDirFor('jv-1', 'darwin'), undefined);
-    assert.equal(ramDirFor('jv-1', 'win32'), undefined);
+    assert.equal(ramDirFor('jv-1', 2048, 'linux', gib), undefined, "a container's small /dev/shm");
+    assert.equal(ramDirFor('jv-1', 256, 'darwin', gib), undefined);
+    assert.equal(ramDirFor('jv-1', 256, 'win32', gib), undefined);
   });
 });
 

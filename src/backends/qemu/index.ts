@@ -128,7 +128,7 @@ export class QemuHypervisor implements Hypervisor {
     const id = options.id ?? newVmId();
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     mkdirSync(runtimeDir, { mode: 0o700 });
-    const ramDir = ramDirFor(id);
+    const ramDir = ramDirFor(id, config.memoryMiB);
     try {
       if (ramDir) mkdirSync(ramDir, { mode: 0o700 });
       const ram = ramDir ? { path: ramFileIn(ramDir), shared: true } : undefined;

@@ -148,7 +148,8 @@ export class QemuInstance extends VmmInstance {
     if (!this.snapshotSource) {
       throw new JitvmError(
         'unsupported',
-        `VM ${this.id} keeps its RAM in anonymous memory (QEMU on ${process.platform}), so it cannot be snapshotted`,
+        `VM ${this.id} keeps its RAM in anonymous memory, so it cannot be snapshotted: QEMU VMs keep RAM in a file ` +
+          'only on Linux with room for it in /dev/shm, and a clone maps its snapshot privately',
       );
     }
     if (this.currentState.kind === 'running') await this.pause();
