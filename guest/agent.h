@@ -56,6 +56,8 @@ struct pollset {
 };
 void pollset_add(struct pollset *ps, int fd, short events, enum poll_tag tag, int which, uint32_t id);
 
+/* 1 when the agent is PID 1 of a VM; 0 in dev mode (--connect, --vsock-listen), where it must not touch its host. */
+int running_as_init(void);
 int64_t now_ms(void);
 void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -129,6 +131,10 @@ int fs_mkdir(uint32_t id, const uint8_t *p, size_t len);
 int fs_stat(uint32_t id, const uint8_t *p, size_t len);
 int fs_list(uint32_t id, const uint8_t *p, size_t len);
 int fs_remove(uint32_t id, const uint8_t *p, size_t len);
+
+/* identity.c: SET_IDENTITY (entropy, clock, hostname); offered only when running as PID 1 */
+int identity_available(void);
+int identity_set(uint32_t id, const uint8_t *p, size_t len);
 
 /* init.c: PID-1 duties */
 void init_system(void);

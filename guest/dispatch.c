@@ -35,7 +35,7 @@ static void hello(uint32_t id, const uint8_t *p, size_t len)
     struct wb w;
     wb_init(&w, buf, sizeof buf);
     wb_u32(&w, max < PROTOCOL_VERSION ? max : PROTOCOL_VERSION);
-    wb_u32(&w, CAP_EXEC | CAP_FILES | CAP_SIGNAL | CAP_SHUTDOWN);
+    wb_u32(&w, CAP_EXEC | CAP_FILES | CAP_SIGNAL | CAP_SHUTDOWN | (identity_available() ? CAP_IDENTITY : 0));
     wb_u32(&w, MAX_PAYLOAD);
     wb_u32(&w, INITIAL_WINDOW);
     wb_str(&w, AGENT_VERSION);
@@ -156,6 +156,8 @@ static int request(uint8_t type, uint32_t id, const uint8_t *p, size_t len)
         return fs_remove(id, p, len);
     case MSG_SHUTDOWN:
         return shutdown_req(id, len);
+    case MSG_SET_IDENTITY:
+        return identity_set(id, p, len);
     }
     return 0;
 }
@@ -185,6 +187,7 @@ void dispatch_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t *p, 
     case MSG_LIST:
     case MSG_REMOVE:
     case MSG_SHUTDOWN:
+    case MSG_SET_IDENTITY:
         rc = request(type, id, p, len);
         break;
     default: {

@@ -22,6 +22,11 @@ static int sigfd;
 static int inputs[MAX_INPUTS];
 static int ninputs;
 
+int running_as_init(void)
+{
+    return pid1;
+}
+
 int64_t now_ms(void)
 {
     struct timespec ts;

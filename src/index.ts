@@ -1,5 +1,5 @@
 /** jitvm's public API: the Sandbox SDK, its error types, and the backend interfaces. */
-export { Sandbox } from './sandbox/sandbox.js';
+export { Sandbox, type ForkOptions, type SandboxSnapshotOptions } from './sandbox/sandbox.js';
 export type { SandboxOptions } from './sandbox/options.js';
 export {
   CommandHandle,
@@ -36,3 +36,9 @@ export type { JailerOptionsInput as JailerOptions } from './backends/firecracker
 export { QemuHypervisor } from './backends/qemu/index.js';
 export { VfkitHypervisor, type VfkitOptions, VfkitApiError } from './backends/vz/index.js';
 export { buildImage, resolveImage, type GuestImage } from './image/index.js';
+export { SnapshotStore } from './snapshot/store.js';
+export { snapshotRoot, type SnapshotEntry } from './snapshot/layout.js';
+export { SnapshotRejectedError } from './snapshot/errors.js';
+export type { OpenedSnapshot } from './snapshot/compat.js';
+export type { SnapshotManifest } from './snapshot/manifest.js';
+export { setIdentity, type IdentityOptions } from './channel/identity.js';

@@ -107,6 +107,27 @@ export class AgentConnection extends EventEmitter {
     return this.agentInfo;
   }
 
+  /** Whether the agent offered `capability` (a `Capability` bit) in its handshake; false before the handshake. */
+  hasCapability(capability: number): boolean {
+    return ((this.agentInfo?.capabilities ?? 0) & capability) !== 0;
+  }
+
+  /**
+   * Throws `unsupported` unless the agent offered `capability` (a `Capability` bit beyond the required ones) in the
+   * handshake; `what` names the operation in the message. Refuses with `invalid_state` before the handshake.
+   */
+  requireCapability(capability: number, what: string): void {
+    const info = this.agentInfo;
+    if (!info) throw new JitvmError('invalid_state', `${what} needs a completed handshake with the guest agent`);
+    if ((info.capabilities & capability) === 0) {
+      throw new JitvmError(
+        'unsupported',
+        `the guest agent (${info.agentVersion}, capabilities 0x${info.capabilities.toString(16)}) cannot ${what}: ` +
+          'it runs in dev mode or predates this feature; boot the VM with the image of this jitvm version',
+      );
+    }
+  }
+
   /** Allocates a stream id and routes its frames to `handler`. */
   open(handler: StreamHandler): number {
     if (this.closedWith) throw this.closedWith;

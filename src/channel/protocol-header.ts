@@ -29,6 +29,7 @@ export function renderProtocolHeader(): string {
     ...defines('ERR_', p.ErrorCode),
     '',
     ...defines('CAP_', p.Capability),
+    ...defines('IDENTITY_', p.IdentityLimit),
     ...defines('EXEC_FLAG_', p.ExecFlag),
     ...defines('FILE_WRITE_FLAG_', p.FileWriteFlag),
     ...defines('REMOVE_FLAG_', p.RemoveFlag),

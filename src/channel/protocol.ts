@@ -56,6 +56,7 @@ export const MsgType = {
   LIST_RESULT: 0x28,
   REMOVE: 0x29,
   SHUTDOWN: 0x30,
+  SET_IDENTITY: 0x31,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -81,7 +82,15 @@ export const Capability = {
   FILES: 1 << 1,
   SIGNAL: 1 << 2,
   SHUTDOWN: 1 << 3,
+  /** SET_IDENTITY: only an agent running as PID 1 of a VM offers it (never dev mode, which would touch its host). */
+  IDENTITY: 1 << 4,
 } as const;
+
+/**
+ * Bounds of a SET_IDENTITY request: host entropy in bytes (32 fill the kernel's 256-bit input pool) and the hostname
+ * in bytes (Linux's HOST_NAME_MAX).
+ */
+export const IdentityLimit = { MIN_ENTROPY: 32, MAX_ENTROPY: 512, MAX_HOSTNAME: 64 } as const;
 
 export const ExecFlag = { STDIN: 1 << 0 } as const;
 export const FileWriteFlag = { MKDIRS: 1 << 0 } as const;

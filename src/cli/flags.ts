@@ -12,6 +12,7 @@ export function addVmFlags(command: Command): Command {
     .addOption(archOption("guest architecture (default: the host's; another one runs under emulation)"))
     .option('--kernel <path>', "boot this kernel instead of the built image's (e.g. one built on Debian, on a Mac)")
     .option('--initrd <path>', "boot this initramfs instead of the built image's")
+    .option('--from-snapshot <name>', 'start from a stored snapshot (`jitvm snapshot ls`) instead of booting')
     .addOption(
       new Option('--boot-timeout <ms>', 'how long to wait for the guest to boot').argParser(
         positiveInt('--boot-timeout'),
@@ -26,6 +27,7 @@ export interface VmFlags {
   arch?: Arch;
   kernel?: string;
   initrd?: string;
+  fromSnapshot?: string;
   bootTimeout?: number;
 }
 
@@ -37,6 +39,7 @@ export function sandboxOptionsFrom(flags: VmFlags): SandboxOptions {
     arch: flags.arch,
     kernel: flags.kernel,
     initrd: flags.initrd,
+    fromSnapshot: flags.fromSnapshot,
     bootTimeoutMs: flags.bootTimeout,
   };
 }

@@ -9,7 +9,9 @@ import { registerLogs } from './commands/logs.js';
 import { registerLs } from './commands/ls.js';
 import { registerRm } from './commands/rm.js';
 import { registerRun } from './commands/run.js';
-import { packageVersion, registerVersion } from './commands/version.js';
+import { registerSnapshot } from './commands/snapshot.js';
+import { packageVersion } from '../core/version.js';
+import { registerVersion } from './commands/version.js';
 import { reportError } from './errors.js';
 
 /** Prints Node warnings (e.g. the TCG fallback) as one plain line instead of Node's default format. */
@@ -38,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
   registerLogs(program);
   registerDoctor(program);
   registerImage(program);
+  registerSnapshot(program);
   registerVersion(program);
   for (const command of program.commands) command.passThroughOptions();
   try {

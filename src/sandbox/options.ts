@@ -18,7 +18,21 @@ export const SandboxOptionsSchema = z.object({
   network: NetworkSchema.optional(),
   /** Keep the VM running after this process exits (CLI `create`); `Sandbox.connect(id)` reaches it later. */
   detached: z.boolean().optional(),
+  /** Start from this stored snapshot (see `sandbox.snapshot()`) instead of booting: its config comes with it. */
+  fromSnapshot: z.string().min(1).optional(),
 });
+
+/** The options that describe a VM to boot, which a snapshot already fixes. */
+export const BOOT_ONLY_OPTIONS = [
+  'cpus',
+  'memoryMiB',
+  'kernel',
+  'initrd',
+  'kernelArgs',
+  'arch',
+  'drives',
+  'network',
+] as const;
 
 export type SandboxOptions = z.input<typeof SandboxOptionsSchema> & {
   /** A configured backend to use instead of one chosen by name (e.g. Firecracker with the jailer). */

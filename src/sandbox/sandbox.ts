@@ -1,9 +1,10 @@
 import { AgentConnection } from '../channel/client.js';
-import { MsgType } from '../channel/protocol.js';
+import { setIdentity } from '../channel/identity.js';
+import { Capability, MsgType } from '../channel/protocol.js';
 import { parseVmConfig, parseWith } from '../core/config.js';
 import { InvalidArgumentError, JitvmError } from '../core/errors.js';
 import { delay } from '../core/process.js';
-import type { VmInstance } from '../core/hypervisor.js';
+import type { Hypervisor, VmInstance } from '../core/hypervisor.js';
 import { readVmRecord } from '../core/vm-record.js';
 import { backendByName, selectBackend } from '../backends/index.js';
 import { resolveImage } from '../image/index.js';
@@ -11,9 +12,31 @@ import { connectAgentWithin, reconnectAgent } from './boot.js';
 import { type Command, CommandHandle, type ExecOptions, type SpawnOptions, runCommand } from './command.js';
 import type { ExecResult } from './exec-result.js';
 import { SandboxFiles } from './files.js';
-import { type SandboxOptions, SandboxOptionsSchema } from './options.js';
+import { BOOT_ONLY_OPTIONS, type SandboxOptions, SandboxOptionsSchema } from './options.js';
+import { restoreFromStore, takeSnapshot } from './snapshots.js';
+import type { OpenedSnapshot } from '../snapshot/compat.js';
 
 const RECONNECT_TIMEOUT_MS = 15_000;
+/** A restored guest answers in well under a second; this bounds hangs only. */
+const RESTORE_TIMEOUT_MS = 60_000;
+/** Clones started by one fork call. */
+const MAX_FORK = 64;
+
+/** Options of `Sandbox.fork`. */
+export interface ForkOptions {
+  readonly count: number;
+  /** Default: the backend named in the snapshot. */
+  readonly hypervisor?: Hypervisor;
+  readonly timeoutMs?: number;
+}
+
+/** Options of `sandbox.snapshot`. */
+export interface SandboxSnapshotOptions {
+  /** The snapshot's name in the store: a letter or digit, then up to 63 letters, digits, `_`, `.` or `-`. */
+  readonly name: string;
+  /** What the sandbox does afterwards (default `resume`). */
+  readonly then?: 'resume' | 'destroy';
+}
 const GRACEFUL_STOP_TIMEOUT_MS = 5_000;
 
 /**
@@ -40,6 +63,21 @@ export class Sandbox implements AsyncDisposable {
         `backend "${checked.backend}" conflicts with the ${hypervisor.name} hypervisor given; pass only one of them`,
       );
     }
+    if (checked.fromSnapshot) {
+      const fixed = BOOT_ONLY_OPTIONS.filter((option) => checked[option] !== undefined);
+      if (fixed.length > 0) {
+        throw new InvalidArgumentError(
+          `${fixed.join(', ')} cannot be combined with fromSnapshot: the snapshot fixes the VM's configuration`,
+        );
+      }
+      const restoring = hypervisor ?? (checked.backend ? backendByName(checked.backend) : undefined);
+      const [restored] = await restoreFromStore(checked.fromSnapshot, 1, {
+        hypervisor: restoring,
+        detached: checked.detached,
+        timeoutMs: checked.bootTimeoutMs ?? RESTORE_TIMEOUT_MS,
+      });
+      return new Sandbox(restored!.instance, restored!.connection);
+    }
     const backend = hypervisor ?? (await selectBackend(checked.backend, checked.arch));
     // The built guest image of the guest's architecture supplies whichever of kernel and initrd the caller did not.
     const image =
@@ -59,11 +97,31 @@ export class Sandbox implements AsyncDisposable {
     });
     const instance = await backend.spawn(config, { detached: checked.detached });
     try {
-      return new Sandbox(instance, await connectAgentWithin(instance, config.bootTimeoutMs, signal));
+      const connection = await connectAgentWithin(instance, config.bootTimeoutMs, signal);
+      // Under emulation, with no hardware RNG, a fresh guest's RNG takes minutes to be ready: seed it, set its clock.
+      if (connection.hasCapability(Capability.IDENTITY)) await setIdentity(connection, { hostname: instance.id });
+      return new Sandbox(instance, connection);
     } catch (error) {
       await instance.kill();
       throw error;
     }
+  }
+
+  /**
+   * Starts `count` independent sandboxes from the stored snapshot `name` (verified once): each sees the state the
+   * snapshot captured, gets its own channel, fresh entropy, the current time and its own hostname, and diverges from
+   * the others from then on. If one fails to start, the others are destroyed.
+   */
+  static async fork(name: string, options: ForkOptions): Promise<Sandbox[]> {
+    const count = options.count;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_FORK) {
+      throw new InvalidArgumentError(`fork count must be an integer from 1 to ${MAX_FORK}, got ${count}`);
+    }
+    const restored = await restoreFromStore(name, count, {
+      hypervisor: options.hypervisor,
+      timeoutMs: options.timeoutMs ?? RESTORE_TIMEOUT_MS,
+    });
+    return restored.map(({ instance, connection }) => new Sandbox(instance, connection));
   }
 
   /** Re-attaches to a detached sandbox by id (from `jitvm create` or `detach()`). */
@@ -110,6 +168,34 @@ export class Sandbox implements AsyncDisposable {
   destroy(options: { graceful?: boolean } = {}): Promise<void> {
     this.destroyed ??= this.teardown(options.graceful ?? false);
     return this.destroyed;
+  }
+
+  /** Freezes the VM's vCPUs; commands and transfers wait until `resume()`. */
+  async pause(): Promise<void> {
+    this.liveConnection();
+    await this.instance.pause();
+  }
+
+  /** Lets a paused VM run again. */
+  async resume(): Promise<void> {
+    this.liveConnection();
+    await this.instance.resume();
+  }
+
+  /**
+   * Saves the VM's memory, device state and disks as the stored snapshot `name` (`jitvm snapshot ls`), pausing it
+   * for the duration; then resumes it (`then: 'resume'`, the default) or destroys it (`then: 'destroy'`).
+   * `Sandbox.create({ fromSnapshot: name })` and `Sandbox.fork(name, { count })` start VMs from it.
+   */
+  async snapshot(options: SandboxSnapshotOptions): Promise<OpenedSnapshot> {
+    this.liveConnection();
+    const taken = await takeSnapshot(this.instance, options.name).catch(async (error: unknown) => {
+      if (this.instance.state.kind === 'paused') await this.instance.resume().catch(() => undefined);
+      throw error;
+    });
+    if (options.then === 'destroy') await this.destroy();
+    else await this.instance.resume();
+    return taken;
   }
 
   /** Leaves the VM running after this process ends; `Sandbox.connect(id)` reaches it again. */

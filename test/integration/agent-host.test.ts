@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,9 +13,10 @@ import { tmpdir } from 'node:os';
 import { AgentConnection } from '../../src/channel/client.js';
 import { readFile, writeFile } from '../../src/channel/files.js';
 import { FrameDecoder, encodeFrame } from '../../src/channel/codec.js';
-import { ErrorCode, MsgType } from '../../src/channel/protocol.js';
+import { setIdentity } from '../../src/channel/identity.js';
+import { Capability, ErrorCode, MsgType } from '../../src/channel/protocol.js';
 import { PayloadReader, PayloadWriter } from '../../src/channel/wire.js';
-import { ProtocolError } from '../../src/core/errors.js';
+import { type GuestError, type JitvmError, ProtocolError } from '../../src/core/errors.js';
 import { AGENT_SOURCE_DIR, buildAgent } from '../../src/image/agent-build.js';
 import { runCommand } from '../../src/sandbox/command.js';
 import { alive } from '../helpers/process.js';
@@ -118,6 +120,44 @@ describe('the C agent in dev mode', () => {
     await until(() => replies.length === 2);
     assert.equal(replies[1]!.type, MsgType.HELLO_OK);
     socket.destroy();
+  });
+
+  it('never sets its identity in dev mode: no IDENTITY capability, and a SET_IDENTITY sent anyway is refused', async () => {
+    const connection = await connectAgent();
+    try {
+      assert.equal(connection.info!.capabilities & Capability.IDENTITY, 0);
+      await assert.rejects(setIdentity(connection), (error: unknown) => (error as JitvmError).code === 'unsupported');
+      // Past the host's check, as an old or broken host would send it. The values are harmless should the guard
+      // ever fail (this host's root could set its clock): an empty hostname keeps the host's, the time is now.
+      const request = (hostname: string, entropyBytes: number) =>
+        connection.request(
+          MsgType.SET_IDENTITY,
+          new PayloadWriter()
+            .u64(BigInt(Date.now()) * 1_000_000n)
+            .str(hostname)
+            .bytes(randomBytes(entropyBytes))
+            .finish(),
+          MsgType.OK,
+        );
+      const refusedAs = (guestCode: string) => (error: unknown) => (error as GuestError).guestCode === guestCode;
+      await assert.rejects(request('', 64), refusedAs('UNSUPPORTED'));
+      // Values are checked before the PID-1 guard, so the agent's bounds are exercised here too.
+      await assert.rejects(request('', 31), refusedAs('INVALID_ARGUMENT'));
+      await assert.rejects(request('', 513), refusedAs('INVALID_ARGUMENT'));
+      await assert.rejects(request('bad_name', 64), refusedAs('INVALID_ARGUMENT'));
+      await assert.rejects(request('h'.repeat(65), 64), refusedAs('INVALID_ARGUMENT'));
+      assert.equal((await runCommand(connection, ['true'])).exitCode, 0);
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('treats a truncated SET_IDENTITY as a protocol error', async () => {
+    const connection = await connectAgent();
+    const closed = new Promise<Error>((resolve) => connection.once('close', resolve));
+    const truncated = new PayloadWriter().u64(1n).u32(100).finish();
+    await assert.rejects(connection.request(MsgType.SET_IDENTITY, truncated, MsgType.OK), ProtocolError);
+    assert.ok((await closed) instanceof ProtocolError);
   });
 
   it('answers an oversized frame with a connection-level protocol error and ends the connection', async () => {

@@ -1,48 +1,12 @@
 import assert from 'node:assert/strict';
-import { connect, createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
-import { AgentConnection } from '../../src/channel/client.js';
-import { FrameDecoder, encodeFrame, type Frame } from '../../src/channel/codec.js';
+import { describe, it } from 'node:test';
+import { encodeFrame } from '../../src/channel/codec.js';
 import { ExecProcess } from '../../src/channel/exec-process.js';
 import { ErrorCode, MsgType, PROTOCOL_VERSION } from '../../src/channel/protocol.js';
 import { PayloadWriter } from '../../src/channel/wire.js';
 import { ChannelClosedError, GuestError, InvalidArgumentError, ProtocolError } from '../../src/core/errors.js';
 import { readFile, writeFile } from '../../src/channel/files.js';
-import { tempDir } from '../helpers/temp.js';
-
-type Script = (frame: Frame, reply: (bytes: Buffer) => void, socket: Socket) => void;
-
-const helloOk = (version = PROTOCOL_VERSION): Buffer =>
-  encodeFrame(
-    MsgType.HELLO_OK,
-    0,
-    new PayloadWriter().u32(version).u32(15).u32(262144).u32(1048576).str('fake').finish(),
-  );
-
-/** A fake agent speaking the real codec, answering each frame with `script`. */
-async function fakeAgent(t: TestContext, script: Script): Promise<AgentConnection> {
-  const path = join(tempDir(t), 'agent.sock');
-  const server = createServer((socket) => {
-    const decoder = new FrameDecoder();
-    socket.on('data', (data) => {
-      for (const frame of decoder.push(data)) script(frame, (bytes) => socket.write(bytes), socket);
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  t.after(() => server.close());
-  const socket = connect(path);
-  await new Promise((resolve) => socket.once('connect', resolve));
-  const connection = new AgentConnection(socket);
-  t.after(() => connection.close());
-  return connection;
-}
-
-const handshaking =
-  (next: Script = () => undefined): Script =>
-  (frame, reply, socket) =>
-    frame.type === MsgType.HELLO ? reply(helloOk()) : next(frame, reply, socket);
+import { fakeAgent, handshaking, helloOk } from '../helpers/fake-agent.js';
 
 describe('agent connection against a fake agent', () => {
   it('completes the handshake and reads the agent info', async (t) => {
