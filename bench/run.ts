@@ -16,6 +16,7 @@ import { findOnPath } from '../src/core/host-tools.js';
 import { Sandbox } from '../src/sandbox/sandbox.js';
 import { FirecrackerHypervisor } from '../src/backends/firecracker/index.js';
 import { firecrackerColdStart } from './firecracker.js';
+import { snapshotSamples } from './snapshot.js';
 import { launchRawVm, rawBootToFirstByte, rawCommand, readExactly } from './raw-vm.js';
 import { alternateColdStarts, coldCycle } from './cold.js';
 import { type Summary, summarize, timeEach } from './stats.js';
@@ -171,6 +172,25 @@ function printTable(rows: Row[]): void {
   }
 }
 
+/**
+ * Restore from a stored snapshot against a cold boot, both as create + exec true + destroy (the ratio is restore ÷
+ * cold: the goal is ≥ 10× faster, i.e. ≤ 0.10×), and the time to take a snapshot.
+ */
+async function snapshotRows(): Promise<Row[]> {
+  const samples = await snapshotSamples(COLD_RUNS, BOOT_TIMEOUT_MS);
+  if (!samples) return [];
+  return [
+    row(
+      'restore from snapshot vs cold start (create + exec true + destroy each)',
+      'ms',
+      samples.restore,
+      samples.cold,
+      '≤ 0.10×',
+    ),
+    row('take a snapshot (256 MiB guest: pause, device state, RAM copy, seal, resume)', 'ms', samples.snapshot),
+  ];
+}
+
 /** Firecracker's cold start where it can run here; else one line saying why it was skipped. */
 async function firecrackerRows(image: { kernel: string; initrd: string }): Promise<Row[]> {
   const hypervisor = new FirecrackerHypervisor();
@@ -233,7 +253,7 @@ async function main(): Promise<void> {
         raw.fileDownload.map(mibPerSecond(bytes)),
       ),
     ];
-    rows.push(...(await aarch64Rows()), ...(await firecrackerRows(image)));
+    rows.push(...(await snapshotRows()), ...(await aarch64Rows()), ...(await firecrackerRows(image)));
     printTable(rows);
     console.log(JSON.stringify({ accelerator: accelerator.accelerator, date: new Date().toISOString(), rows }));
   } finally {

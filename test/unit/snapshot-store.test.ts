@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { it } from 'node:test';
@@ -166,6 +166,18 @@ for (const [what, { tamper, refusal }] of Object.entries(tampering)) {
     assert.equal((await store.list()).length, 1, 'a refused snapshot is still listed, so it can be removed');
   });
 }
+
+it('a second full open skips re-hashing unchanged files, yet still catches a byte changed since', async (t) => {
+  const { store } = newStore(t);
+  await store.create('base', backendWrites);
+  await store.open('base', QEMU);
+  await store.open('base', QEMU);
+  const memory = join(store.root, 'base', 'memory');
+  const { mtime } = await stat(memory);
+  await tampering['one flipped byte']!.tamper(join(store.root, 'base'));
+  await utimes(memory, mtime, mtime); // an mtime put back does not hide the change: ctime moved on
+  await assert.rejects(store.open('base', QEMU), assertRejected('corrupt', /sha256 differs/));
+});
 
 it("verify: 'size' checks names and sizes but not content (the documented trade-off)", async (t) => {
   const { store } = newStore(t);
