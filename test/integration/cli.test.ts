@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { findOnPath } from '../../src/core/host-tools.js';
 import { vmsRoot } from '../../src/core/paths.js';
 import { resolveImage } from '../../src/image/index.js';
-import { tempDir } from '../helpers/temp.js';
+import { tempDir, withEnv } from '../helpers/temp.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -133,6 +133,35 @@ describe('jitvm CLI', { timeout: 600_000 }, () => {
     assert.equal(gone.code, 6);
     assert.match(gone.stderr, /no sandbox with id/);
   });
+
+  it(
+    'snapshot create, ls, run --from-snapshot and rm',
+    { skip: process.platform !== 'linux' && 'QEMU snapshots need Linux' },
+    async (t) => {
+      withEnv(t, 'JITVM_SNAPSHOT_DIR', tempDir(t));
+      const id = (await jitvm(['create'])).stdout.trim();
+      try {
+        assert.equal((await jitvm(['exec', id, '--', 'sh', '-c', 'echo kept > /root/kept'])).code, 0);
+        const taken = await jitvm(['snapshot', 'create', id, 'cli-snap']);
+        assert.deepEqual([taken.code, taken.stdout], [0, 'cli-snap\n'], taken.stderr);
+        assert.equal((await jitvm(['exec', id, '--', 'true'])).code, 0, 'the sandbox runs on after its snapshot');
+      } finally {
+        await jitvm(['rm', id]);
+      }
+      const listed = JSON.parse((await jitvm(['snapshot', 'ls', '--json'])).stdout) as Array<{ name: string }>;
+      assert.deepEqual(
+        listed.map((entry) => entry.name),
+        ['cli-snap'],
+      );
+      const restored = await jitvm(['run', '--from-snapshot', 'cli-snap', '--', 'cat', '/root/kept']);
+      assert.deepEqual([restored.code, restored.stdout], [0, 'kept\n'], restored.stderr);
+      const clash = await jitvm(['run', '--from-snapshot', 'cli-snap', '--memory', '512', '--', 'true']);
+      assert.equal(clash.code, 2);
+      assert.match(clash.stderr, /memoryMiB cannot be combined with fromSnapshot/);
+      assert.equal((await jitvm(['snapshot', 'rm', 'cli-snap'])).code, 0);
+      assert.equal((await jitvm(['snapshot', 'inspect', 'cli-snap'])).code, 6);
+    },
+  );
 
   it('doctor explains the backend choice; version prints versions', async () => {
     const doctor = await jitvm(['doctor']);
