@@ -10,8 +10,8 @@ case "$(dpkg --print-architecture)" in
   arm64) other=amd64 other_triplet=x86-64-linux-gnu ;;
   *) echo "jitvm builds guests on amd64 or arm64 hosts, not $(dpkg --print-architecture)" >&2; exit 1 ;;
 esac
-# lz4, xz-utils, zstd: the decompressors behind Firecracker's vmlinux extraction (and its tests' reference encoders).
-packages=(qemu-system-x86 qemu-system-arm busybox-static gcc libc6-dev cpio util-linux lz4 xz-utils zstd
+# qemu-utils: qemu-img, for the qcow2 overlays of restored clones. lz4, xz-utils, zstd: the decompressors behind Firecracker's vmlinux extraction (and its tests' reference encoders).
+packages=(qemu-system-x86 qemu-system-arm qemu-utils busybox-static gcc libc6-dev cpio util-linux lz4 xz-utils zstd
   "gcc-${other_triplet}" "libc6-dev-${other}-cross")
 missing=()
 for pkg in "${packages[@]}"; do

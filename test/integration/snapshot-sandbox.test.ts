@@ -4,7 +4,7 @@
  * snapshot is refused, and nothing is left behind.
  */
 import assert from 'node:assert/strict';
-import { existsSync, openSync, readdirSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { QemuHypervisor } from '../../src/backends/qemu/index.js';
@@ -67,6 +67,37 @@ describe('sandbox snapshots, restore and fork', { skip, timeout: 300_000 }, () =
       readdirSync('/dev/shm').filter((name) => name.startsWith('jitvm-')),
       [],
     );
+  });
+
+  it("gives each clone its own copy-on-write view of a writable drive; the snapshot's copy never changes", async (t) => {
+    withEnv(t, 'JITVM_SNAPSHOT_DIR', tempDir(t));
+    const disk = join(tempDir(t), 'data.img');
+    writeFileSync(disk, Buffer.alloc(4 << 20));
+    const readHead = (sandbox: Sandbox): Promise<string> => output(sandbox, "head -c 7 /dev/vda | tr -d '\\000'");
+    const source = await Sandbox.create({
+      backend: 'qemu',
+      bootTimeoutMs: BOOT_TIMEOUT_MS,
+      drives: [{ id: 'data', path: disk, readOnly: false }],
+    });
+    const clones: Sandbox[] = [];
+    try {
+      await output(source, 'printf source | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null');
+      const taken = await source.snapshot({ name: 'with-disk' });
+      const copy = join(taken.dir, 'drive-data');
+      const copied = readFileSync(copy);
+      await output(source, 'printf after! | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null');
+      clones.push(...(await Sandbox.fork('with-disk', { count: 2 })));
+      for (const [i, clone] of clones.entries()) {
+        assert.equal(await readHead(clone), 'source');
+        await output(clone, `printf clone-${i} | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null`);
+      }
+      for (const [i, clone] of clones.entries()) assert.equal(await readHead(clone), `clone-${i}`);
+      assert.equal(await readHead(source), 'after!');
+      assert.ok(readFileSync(copy).equals(copied), "the snapshot's copy of the drive was written");
+    } finally {
+      await Promise.all([...clones, source].map((sandbox) => sandbox.destroy()));
+    }
+    assert.equal(readFileSync(disk).subarray(0, 6).toString(), 'after!', "clones never write the source's disk");
   });
 
   it('refuses a tampered snapshot, and boot options that a snapshot fixes', async (t) => {

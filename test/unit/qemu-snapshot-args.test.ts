@@ -31,6 +31,22 @@ describe('QEMU argv for snapshots', () => {
     assert.ok(args.includes('-S'));
   });
 
+  it("gives a clone a qcow2 overlay in place of each writable drive's raw image", () => {
+    const withDrives = parseVmConfig({
+      ...config,
+      drives: [
+        { id: 'data', path: '/d/data.img', readOnly: false },
+        { id: 'base', path: '/d/base.img' },
+      ],
+    });
+    const overlays = new Map([['data', '/r/drive-data.qcow2']]);
+    const args = buildQemuArgs({ ...base, config: withDrives, overlays });
+    assert.deepEqual(valuesOf(args, '-drive'), [
+      'id=drive-data,file=/r/drive-data.qcow2,format=qcow2,if=none,readonly=off',
+      'id=drive-base,file=/d/base.img,format=raw,if=none,readonly=on',
+    ]);
+  });
+
   it('keeps RAM files in /dev/shm on Linux only, and only when /dev/shm can hold the guest', () => {
     const gib = (): number => 1 << 30;
     assert.equal(ramDirFor('jv-1', 256, 'linux', gib), '/dev/shm/jitvm-jv-1');
@@ -56,11 +72,14 @@ describe('which QEMU snapshots can be restored', () => {
     assert.doesNotThrow(() => checkRestorable(snapshot(), 'QEMU 7.2'));
   });
 
-  it('refuses another backend, another QEMU version, writable drives and a TAP NIC', () => {
+  it('refuses another backend, another QEMU version, a writable drive the snapshot holds no copy of, and a TAP NIC', () => {
     assert.throws(() => checkRestorable(snapshot({ backend: 'firecracker' }), 'QEMU 7.2'), /not qemu/);
     assert.throws(() => checkRestorable(snapshot(), 'QEMU 8.2'), unsupported);
     const drives = parseVmConfig({ ...config, drives: [{ id: 'data', path: '/d', readOnly: false }] });
-    assert.throws(() => checkRestorable(snapshot({ config: drives }), 'QEMU 7.2'), /writable drives/);
+    assert.throws(
+      () => checkRestorable(snapshot({ config: drives }), 'QEMU 7.2'),
+      /lacks its copy of writable drive data/,
+    );
     const tap = parseVmConfig({ ...config, network: { mode: 'tap', tap: 'jv0' } });
     assert.throws(() => checkRestorable(snapshot({ config: tap }), 'QEMU 7.2'), /TAP NIC/);
   });

@@ -67,6 +67,8 @@ export interface QemuLaunch {
   readonly ram?: GuestRam;
   /** Start paused, waiting for device state through QMP `migrate-incoming` (a restore). */
   readonly incoming?: boolean;
+  /** qcow2 overlays standing in for writable drives, by drive id (a clone's own copy-on-write disk). */
+  readonly overlays?: ReadonlyMap<string, string>;
 }
 
 /** The QEMU binary for a guest architecture. */
@@ -106,14 +108,22 @@ function throttling(limiter: RateLimiter | undefined): string[] {
   ];
 }
 
-/** Each drive as a raw-format virtio-blk device; the root drive first so the guest sees it as /dev/vda. */
-function driveArgs(drives: readonly Drive[], profile: MachineProfile): string[] {
+/**
+ * Each drive as a virtio-blk device, the root drive first so the guest sees it as /dev/vda: the raw image, or the
+ * qcow2 overlay a clone writes to instead.
+ */
+function driveArgs(
+  drives: readonly Drive[],
+  profile: MachineProfile,
+  overlays: ReadonlyMap<string, string> = new Map(),
+): string[] {
   const ordered = [...drives].sort((a, b) => Number(b.root) - Number(a.root));
   return ordered.flatMap((drive) => {
+    const overlay = overlays.get(drive.id);
     const options = [
       `id=drive-${drive.id}`,
-      `file=${optionValue(drive.path)}`,
-      'format=raw',
+      `file=${optionValue(overlay ?? drive.path)}`,
+      `format=${overlay ? 'qcow2' : 'raw'}`,
       'if=none',
       `readonly=${drive.readOnly ? 'on' : 'off'}`,
       ...throttling(drive.rateLimiter),
@@ -163,7 +173,7 @@ export function buildQemuArgs(launch: QemuLaunch): string[] {
     '-device', virtioDevice('serial', profile.virtioBus),
     '-chardev', serverChardev('agent', agentEndpoint(paths)),
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
-    ...driveArgs(config.drives, profile),
+    ...driveArgs(config.drives, profile, launch.overlays),
     ...networkArgs(config.network, profile),
     ...(launch.incoming ? ['-S', '-incoming', 'defer'] : []),
     ...(launch.seccomp

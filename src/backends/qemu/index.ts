@@ -21,6 +21,7 @@ import { buildQemuArgs, runtimePaths } from './args.js';
 import { findQemu, requireQemu } from './binary.js';
 import { servesOneClient } from './chardev.js';
 import { qemuHasSeccomp } from './features.js';
+import { createOverlays } from './disk-overlay.js';
 import { type GuestRam, ramDirFor, ramFileIn } from './guest-ram.js';
 import { QemuInstance } from './instance.js';
 import { checkRestorable } from './snapshot.js';
@@ -38,6 +39,8 @@ interface LaunchPlan {
   readonly ramDir?: string;
   /** The snapshot's device state: start with `-incoming defer` and load it. */
   readonly incomingState?: string;
+  /** A clone's qcow2 overlays on the snapshot's copies of its writable drives, by drive id. */
+  readonly overlays?: ReadonlyMap<string, string>;
   readonly resume?: boolean;
 }
 
@@ -162,6 +165,7 @@ export class QemuHypervisor implements Hypervisor {
       name: `jitvm-${id}`,
       ram: plan.ram,
       incoming: plan.incomingState !== undefined,
+      overlays: plan.overlays,
     });
     const child = await spawnVmm(binary, args, { cwd: runtimeDir, detached, stderrPath: paths.vmmLog });
     const pid = child.pid;
@@ -204,8 +208,8 @@ export class QemuHypervisor implements Hypervisor {
   /**
    * A new VM from a snapshot this backend wrote: the same device layout, the snapshot's RAM mapped copy-on-write
    * (the snapshot is never written, and clones share its pages), its device state loaded through QMP, then resumed
-   * unless `resume: false`. Refused for another QEMU version, for writable drives (clones would share them) and for a
-   * TAP NIC (clones would share its MAC).
+   * unless `resume: false`; each writable drive becomes the clone's own qcow2 overlay on the snapshot's copy of it.
+   * Refused for another QEMU version and for a TAP NIC (clones would share its MAC).
    */
   async restore(snapshot: VmSnapshot, options: RestoreOptions = {}): Promise<VmInstance> {
     if (!this.capabilities.snapshot) {
@@ -225,11 +229,9 @@ export class QemuHypervisor implements Hypervisor {
     try {
       const ram = { path: join(snapshot.dir, snapshot.files.memory), shared: false };
       const incomingState = join(snapshot.dir, snapshot.files.state);
-      return await this.launch(binary, config, id, runtimeDir, detached, {
-        ram,
-        incomingState,
-        resume: options.resume,
-      });
+      const overlays = await createOverlays(config, snapshot.dir, runtimeDir);
+      const plan = { ram, incomingState, overlays, resume: options.resume };
+      return await this.launch(binary, config, id, runtimeDir, detached, plan);
     } catch (error) {
       rmSync(runtimeDir, { recursive: true, force: true });
       throw error;

@@ -1,14 +1,15 @@
 /**
- * QEMU snapshots on disk: `state` (device state from the migration stream, guest RAM excluded) and `memory` (a copy
- * of the guest's RAM file). Taken from a paused VM; restored by a new QEMU with the same device layout that maps
+ * QEMU snapshots on disk: `state` (device state from the migration stream, guest RAM excluded), `memory` (a copy
+ * of the guest's RAM file) and `drive-<id>` (a copy of each writable drive; clones get qcow2 overlays on it). Taken from a paused VM; restored by a new QEMU with the same device layout that maps
  * `memory` copy-on-write and loads `state` (index.ts restore).
  */
-import { constants } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VmConfig } from '../../core/config.js';
 import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
 import type { VmSnapshot } from '../../core/hypervisor.js';
+import { copyWritableDrives, driveCopyName } from './disk-overlay.js';
 import { saveDeviceState } from './migration.js';
 import type { QmpClient } from './qmp.js';
 
@@ -40,6 +41,7 @@ export async function writeQemuSnapshot(
   await saveDeviceState(qmp, join(runtimeDir, 'migrate.sock'), join(dir, QEMU_SNAPSHOT_FILES.state), SAVE_TIMEOUT_MS);
   // A reflink where the filesystem can (instant, shared blocks), else a plain copy.
   await copyFile(source.ramFile, join(dir, QEMU_SNAPSHOT_FILES.memory), constants.COPYFILE_FICLONE);
+  await copyWritableDrives(source.config, dir);
   return {
     dir,
     backend: 'qemu',
@@ -61,10 +63,12 @@ export function checkRestorable(snapshot: VmSnapshot, qemuVersion: string | unde
         `${qemuVersion ?? 'an unknown QEMU'}: QEMU migrates microvm state only between identical versions`,
     );
   }
-  if (snapshot.config.drives.some((drive) => !drive.readOnly)) {
-    throw new JitvmError(
-      'unsupported',
-      'a snapshot of a VM with writable drives cannot be restored: clones would share them',
+  const uncopied = snapshot.config.drives.filter(
+    (drive) => !drive.readOnly && !existsSync(join(snapshot.dir, driveCopyName(drive.id))),
+  );
+  if (uncopied.length > 0) {
+    throw new InvalidArgumentError(
+      `snapshot ${snapshot.dir} lacks its copy of writable drive ${uncopied.map((drive) => drive.id).join(', ')}`,
     );
   }
   if (snapshot.config.network.mode !== 'none') {
