@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QemuHypervisor } from '../src/backends/qemu/index.js';
+import { Pool } from '../src/sandbox/pool.js';
 import { Sandbox } from '../src/sandbox/sandbox.js';
 import { coldCycle } from './cold.js';
 import { timeEach } from './stats.js';
@@ -11,6 +12,29 @@ export interface SnapshotSamples {
   readonly cold: number[];
   readonly restore: number[];
   readonly snapshot: number[];
+  /** Warm pool (from the snapshot): `acquire()` on a hit, and acquire to the first `exec true` answered. */
+  readonly poolHit: number[];
+  readonly poolFirstExec: number[];
+}
+
+/** `runs` acquires from a warm pool of 2 restored clones, each after the pool is full again. */
+async function poolSamples(runs: number, snapshot: string): Promise<{ hit: number[]; firstExec: number[] }> {
+  const pool = await Pool.start({ size: 2, fromSnapshot: snapshot });
+  const samples = { hit: [] as number[], firstExec: [] as number[] };
+  try {
+    for (let i = 0; i < runs; i++) {
+      await pool.warm();
+      const started = performance.now();
+      const sandbox = await pool.acquire();
+      samples.hit.push(performance.now() - started);
+      await sandbox.exec(['true']);
+      samples.firstExec.push(performance.now() - started);
+      await sandbox.destroy();
+    }
+  } finally {
+    await pool.close();
+  }
+  return samples;
 }
 
 /**
@@ -45,7 +69,8 @@ export async function snapshotSamples(runs: number, bootTimeoutMs: number): Prom
       samples.cold.push(...(await timeEach(1, cold)));
       samples.restore.push(...(await timeEach(1, restore)));
     }
-    return samples;
+    const pool = await poolSamples(runs, 'bench-0');
+    return { ...samples, poolHit: pool.hit, poolFirstExec: pool.firstExec };
   } finally {
     if (previous === undefined) delete process.env.JITVM_SNAPSHOT_DIR;
     else process.env.JITVM_SNAPSHOT_DIR = previous;

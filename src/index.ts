@@ -2,6 +2,15 @@
 export { Sandbox, type ForkOptions, type SandboxSnapshotOptions } from './sandbox/sandbox.js';
 export type { SandboxOptions } from './sandbox/options.js';
 export {
+  Pool,
+  type PoolOptions,
+  type PoolCoreOptions,
+  type PoolStats,
+  type PoolStarter,
+  type PooledVm,
+  type AcquireOptions,
+} from './sandbox/pool.js';
+export {
   CommandHandle,
   type Command,
   type ExecOptions,

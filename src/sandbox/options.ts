@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ARCHES, DriveSchema, NetworkSchema } from '../core/config.js';
 import type { Hypervisor } from '../core/hypervisor.js';
+import type { Pool } from './pool.js';
 
 /** What `Sandbox.create()` accepts. Unset fields get the VmConfig defaults; kernel/initrd default to the built image. */
 export const SandboxOptionsSchema = z.object({
@@ -41,6 +42,8 @@ export type SandboxOptions = z.input<typeof SandboxOptionsSchema> & {
   signal?: AbortSignal;
   /** Progress of a first-use image build. */
   onImageProgress?: (progress: { step: string; message: string; done?: boolean }) => void;
+  /** Take the sandbox from this warm pool (`Pool.start`); the pool fixes the VM, so no other VM option may be given. */
+  pool?: Pool;
 };
 
 const envKey = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -15,6 +15,7 @@ import { SandboxFiles } from './files.js';
 import { BOOT_ONLY_OPTIONS, type SandboxOptions, SandboxOptionsSchema } from './options.js';
 import { restoreFromStore, takeSnapshot } from './snapshots.js';
 import type { OpenedSnapshot } from '../snapshot/compat.js';
+import type { Pool } from './pool.js';
 
 const RECONNECT_TIMEOUT_MS = 15_000;
 /** A restored guest answers in well under a second; this bounds hangs only. */
@@ -39,6 +40,16 @@ export interface SandboxSnapshotOptions {
 }
 const GRACEFUL_STOP_TIMEOUT_MS = 5_000;
 
+/** `Sandbox.create({ pool })`: only `signal` may come with the pool, which fixes everything else about the VM. */
+function takeFromPool(pool: Pool, { pool: _pool, signal, ...rest }: SandboxOptions): Promise<Sandbox> {
+  const given = Object.entries(rest).filter(([, value]) => value !== undefined);
+  if (given.length > 0) {
+    const names = given.map(([name]) => name).join(', ');
+    throw new InvalidArgumentError(`${names} cannot be combined with pool: the pool's options fix the VM`);
+  }
+  return pool.acquire({ signal });
+}
+
 /**
  * A running micro-VM with a guest agent: run commands, move files, destroy it.
  * `await using sandbox = await Sandbox.create()` destroys it at the end of the scope.
@@ -54,8 +65,12 @@ export class Sandbox implements AsyncDisposable {
     this.files = new SandboxFiles(() => this.liveConnection());
   }
 
-  /** Boots a VM and waits for its agent. Rejects with SandboxBootError (console tail included) if it never answers. */
+  /**
+   * Boots a VM and waits for its agent. Rejects with SandboxBootError (console tail included) if it never answers.
+   * With `pool`, takes a ready sandbox from the warm pool instead (`pool.acquire`).
+   */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+    if (options.pool) return takeFromPool(options.pool, options);
     const { signal, onImageProgress, hypervisor, ...rest } = options;
     const checked = parseWith(SandboxOptionsSchema, rest, 'invalid sandbox options');
     if (hypervisor && checked.backend && checked.backend !== hypervisor.name) {
