@@ -9,6 +9,7 @@ import { registerLogs } from './commands/logs.js';
 import { registerLs } from './commands/ls.js';
 import { registerRm } from './commands/rm.js';
 import { registerRun } from './commands/run.js';
+import { registerPool } from './commands/pool.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { packageVersion } from '../core/version.js';
 import { registerVersion } from './commands/version.js';
@@ -41,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
   registerDoctor(program);
   registerImage(program);
   registerSnapshot(program);
+  registerPool(program);
   registerVersion(program);
   for (const command of program.commands) command.passThroughOptions();
   try {

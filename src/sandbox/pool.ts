@@ -5,6 +5,7 @@
 import { CancelledError, JitvmError } from '../core/errors.js';
 import { parseWith } from '../core/config.js';
 import { SnapshotStore } from '../snapshot/store.js';
+import { PoolStatusFile } from './pool-status.js';
 import {
   AcquireOptionsSchema,
   type PoolCoreOptions,
@@ -54,6 +55,8 @@ export class Pool<T extends PooledVm = Sandbox> implements AsyncDisposable {
   private lastError: unknown;
   private fillSoon: NodeJS.Immediate | undefined;
   private closing: Promise<void> | undefined;
+  /** What `jitvm pool` reads (pools from `Pool.start` only). */
+  private status: PoolStatusFile | undefined;
 
   private constructor(
     private readonly settings: PoolSettings,
@@ -79,7 +82,10 @@ export class Pool<T extends PooledVm = Sandbox> implements AsyncDisposable {
   static async start(options: PoolOptions): Promise<Pool> {
     const { settings, fromSnapshot, sandbox, warmUp } = parsePoolOptions(options);
     if (fromSnapshot) await new SnapshotStore().inspect(fromSnapshot);
-    return new Pool(settings, sandboxStarter({ ...sandbox, fromSnapshot }, warmUp));
+    const pool = new Pool(settings, sandboxStarter({ ...sandbox, fromSnapshot }, warmUp));
+    const source = fromSnapshot ? `snapshot ${fromSnapshot}` : 'cold boot';
+    pool.status = new PoolStatusFile(source, () => pool.stats());
+    return pool;
   }
 
   /** A pool whose VMs come from `starter` instead of `Sandbox.create` (tests, or a caller's own start logic). */
@@ -159,6 +165,7 @@ export class Pool<T extends PooledVm = Sandbox> implements AsyncDisposable {
     for (const vm of this.ready.clear()) this.dispose(vm);
     // A start that finishes now destroys its VM, which adds a task: wait until none is left.
     await this.tasks.idle();
+    this.status?.close();
   }
 
   private refuseClosed(): void {

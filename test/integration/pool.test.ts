@@ -4,6 +4,9 @@
  * Prints what it measured (acquire on a hit, acquire to first exec, refill time per sandbox) as test diagnostics.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { existsSync, readdirSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
 import { QemuHypervisor } from '../../src/backends/qemu/index.js';
@@ -77,6 +80,13 @@ function report(t: TestContext, what: string, ms: number | undefined): void {
   t.diagnostic(`${what}: ${ms?.toFixed(3)} ms`);
 }
 
+/** `jitvm pool --json`, run as the CLI (it reads the pools' status files in the runtime dir). */
+async function jitvmPoolJson(): Promise<Array<{ pid: number; source: string; stats: Record<string, number> }>> {
+  const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, [cli, 'pool', '--json']);
+  return JSON.parse(stdout) as Array<{ pid: number; source: string; stats: Record<string, number> }>;
+}
+
 describe('warm pool', { skip, timeout: 600_000 }, () => {
   it('keeps snapshot clones ready, hands each out once, refills, and leaves nothing behind', async (t) => {
     withEnv(t, 'JITVM_SNAPSHOT_DIR', tempDir(t));
@@ -143,6 +153,12 @@ describe('warm pool', { skip, timeout: 600_000 }, () => {
       report(t, 'snapshot pool: acquire on a hit through Sandbox.create({ pool })', viaCreate.acquireMs);
       report(t, 'snapshot pool: acquire to first exec answered', first.execMs);
       report(t, 'snapshot pool: refill time per sandbox (mean start)', stats.meanStartMs);
+
+      // `jitvm pool` shows it, from its status file (rewritten every 500 ms; this one is the same moment's).
+      const shown = await jitvmPoolJson();
+      const mine = shown.find((entry) => entry.pid === process.pid);
+      assert.equal(mine?.source, 'snapshot pool-base');
+      assert.equal(mine?.stats.size, 2);
     } finally {
       left = handedOut.map(traces);
       await Promise.all(handedOut.map((sandbox) => sandbox.destroy()));
@@ -150,6 +166,11 @@ describe('warm pool', { skip, timeout: 600_000 }, () => {
     }
     assert.deepEqual(pool.stats().ready, 0);
     assertGone(seen, left);
+    assert.equal(
+      (await jitvmPoolJson()).some((entry) => entry.pid === process.pid),
+      false,
+      'a closed pool is no longer listed',
+    );
   });
 
   it('falls back to cold boots (here without the warm-up exec), and close stops a boot in flight', async (t) => {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { type VmRecord, listVmIds, liveVmRecord } from '../../core/vm-record.js';
+import { printTable } from '../table.js';
 
 export function registerLs(program: Command): void {
   program
@@ -23,14 +24,6 @@ export function registerLs(program: Command): void {
         `${r.memoryMiB}M`,
         r.createdAt,
       ]);
-      const table = [['ID', 'PID', 'BACKEND', 'ACCEL', 'CPUS', 'MEMORY', 'CREATED'], ...rows];
-      const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-      for (const row of table)
-        process.stdout.write(
-          `${row
-            .map((cell, i) => cell.padEnd(widths[i]!))
-            .join('  ')
-            .trimEnd()}\n`,
-        );
+      printTable([['ID', 'PID', 'BACKEND', 'ACCEL', 'CPUS', 'MEMORY', 'CREATED'], ...rows]);
     });
 }

@@ -4,6 +4,7 @@ import type { OpenedSnapshot } from '../../snapshot/compat.js';
 import type { SnapshotEntry } from '../../snapshot/layout.js';
 import { SnapshotStore } from '../../snapshot/store.js';
 import { Sandbox } from '../../sandbox/sandbox.js';
+import { printTable } from '../table.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
 const SIZE_SUFFIX: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
@@ -29,12 +30,6 @@ function parseDuration(value: string): number {
 function formatSize(bytes: number): string {
   const power = Math.min(Math.floor(Math.log2(Math.max(bytes, 1)) / 10), UNITS.length - 1);
   return power === 0 ? `${bytes} B` : `${(bytes / 2 ** (10 * power)).toFixed(1)} ${UNITS[power]}`;
-}
-
-function printTable(table: readonly (readonly string[])[]): void {
-  const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-  const line = (row: readonly string[]): string => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ');
-  process.stdout.write(table.map((row) => `${line(row).trimEnd()}\n`).join(''));
 }
 
 function printList(entries: readonly SnapshotEntry[]): void {
