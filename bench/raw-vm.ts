@@ -2,10 +2,10 @@
  * The raw baselines: the same QEMU command line jitvm uses, driven with bare sockets and no jitvm code in the path.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { buildQemuArgs, qemuBinary, runtimePaths } from '../src/backends/qemu/args.js';
 import { encodeFrame } from '../src/channel/codec.js';
 import { MsgType } from '../src/channel/protocol.js';
@@ -13,6 +13,7 @@ import { PayloadWriter } from '../src/channel/wire.js';
 import { chooseAccelerator } from '../src/core/accelerator.js';
 import { type Arch, parseVmConfig } from '../src/core/config.js';
 import { qemuHasSeccomp } from '../src/backends/qemu/features.js';
+import { ramDirFor, ramFileIn } from '../src/backends/qemu/guest-ram.js';
 import { findOnPath } from '../src/core/host-tools.js';
 
 export interface RawVm {
@@ -52,7 +53,12 @@ export async function launchRawVm(
   const binary = findOnPath(qemuBinary(config.arch)) as string;
   const dir = mkdtempSync(join(tmpdir(), 'jitvm-raw-'));
   const paths = runtimePaths(dir);
-  const args = buildQemuArgs({ config, accelerator, paths, seccomp: await qemuHasSeccomp(binary), name: 'jitvm-raw' });
+  // Guest RAM in a file as jitvm keeps it (where /dev/shm has room), so both boot the same command line.
+  const ramDir = ramDirFor(basename(dir), config.memoryMiB);
+  if (ramDir) mkdirSync(ramDir, { mode: 0o700 });
+  const ram = ramDir ? { path: ramFileIn(ramDir), shared: true } : undefined;
+  const seccomp = await qemuHasSeccomp(binary);
+  const args = buildQemuArgs({ config, accelerator, paths, seccomp, name: 'jitvm-raw', ram });
   const launchedAt = performance.now();
   const child = spawn(binary, args, { stdio: 'ignore' });
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -60,6 +66,7 @@ export async function launchRawVm(
     child.kill('SIGKILL');
     await exited;
     rmSync(dir, { recursive: true, force: true });
+    if (ramDir) rmSync(ramDir, { recursive: true, force: true });
   };
   try {
     const socket = await connectWhenReady(paths.agentSocket, child);
