@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { JitvmError } from './errors.js';
 
 function pidAlive(pid: number): boolean {
   try {
@@ -59,4 +60,21 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * `work`, or a JitvmError('timeout', `failure`) once the wall clock reaches `deadline` (ms since the epoch). `work` is
+ * left to settle on its own; its late rejection is swallowed, never unhandled.
+ */
+export async function beforeDeadline<T>(work: Promise<T>, deadline: number, failure: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new JitvmError('timeout', failure)), Math.max(0, deadline - Date.now()));
+  });
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

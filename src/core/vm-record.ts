@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { VmConfig } from './config.js';
 import { JitvmError } from './errors.js';
 import { parseJsonOrUndefined } from './json.js';
 import { vmsRoot } from './paths.js';
@@ -49,17 +50,30 @@ export function newVmId(): string {
   return `jv-${randomBytes(5).toString('hex')}`;
 }
 
+/** What a backend knows of a VM it just started; the rest of its record follows from the config and the moment. */
+export type StartedVm = Omit<VmRecord, 'createdAt' | 'ownerPid' | 'cpus' | 'memoryMiB' | 'arch' | 'config'> & {
+  readonly config: VmConfig;
+};
+
 /**
- * Writes the record of a VM that is already running; if that fails (disk full…), the VM is killed first, so no VMM
- * is left running without the record that `jitvm ls` and the clean-up need to find it.
+ * Writes the record of a VM that is already running, now, owned by this process unless detached. If that fails
+ * (disk full…), the VM is killed first, so no VMM is left running without the record `jitvm ls` and clean-up need.
  */
 export async function recordRunningVm(
   vm: { kill(): Promise<unknown> },
   runtimeDir: string,
-  record: VmRecord,
+  started: StartedVm,
 ): Promise<void> {
+  const { config } = started;
   try {
-    writeVmRecord(runtimeDir, record);
+    writeVmRecord(runtimeDir, {
+      ...started,
+      createdAt: new Date().toISOString(),
+      ownerPid: started.detached ? undefined : process.pid,
+      cpus: config.cpus,
+      memoryMiB: config.memoryMiB,
+      arch: config.arch,
+    });
   } catch (error) {
     await vm.kill();
     throw error;

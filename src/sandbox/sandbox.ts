@@ -3,7 +3,7 @@ import { setIdentity } from '../channel/identity.js';
 import { Capability, MsgType } from '../channel/protocol.js';
 import { parseVmConfig, parseWith } from '../core/config.js';
 import { InvalidArgumentError, JitvmError } from '../core/errors.js';
-import { delay } from '../core/process.js';
+import { beforeDeadline } from '../core/process.js';
 import type { Hypervisor, VmInstance } from '../core/hypervisor.js';
 import { readVmRecord } from '../core/vm-record.js';
 import { backendByName, selectBackend } from '../backends/index.js';
@@ -232,19 +232,14 @@ export class Sandbox implements AsyncDisposable {
       );
       // The agent answers before it stops its processes, syncs and powers off: let the guest get there by itself
       // (on `virt` there is no power button, so stop() would otherwise end the VMM at once).
-      if (acknowledged) await this.exitWithin(GRACEFUL_STOP_TIMEOUT_MS);
+      if (acknowledged) {
+        const deadline = Date.now() + GRACEFUL_STOP_TIMEOUT_MS;
+        await beforeDeadline(this.instance.wait(), deadline, 'the guest did not power off').catch(() => undefined);
+      }
       await this.instance.stop({ timeoutMs: GRACEFUL_STOP_TIMEOUT_MS });
     }
     this.connection.close();
     await this.instance.kill();
-  }
-
-  /** Waits up to `ms` for the VMM to exit on its own. */
-  private async exitWithin(ms: number): Promise<void> {
-    const timer = new AbortController();
-    const elapsed = delay(ms, timer.signal).catch(() => undefined);
-    await Promise.race([this.instance.wait(), elapsed]);
-    timer.abort();
   }
 
   private liveConnection(): AgentConnection {

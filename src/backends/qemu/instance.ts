@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { connectLocal } from '../../channel/local-endpoint.js';
 import { ChannelClosedError, JitvmError, VmmError } from '../../core/errors.js';
 import type { StopOptions, VmExit, VmSnapshot } from '../../core/hypervisor.js';
-import { delay } from '../../core/process.js';
+import { beforeDeadline, delay } from '../../core/process.js';
 import type { VmmProcess } from '../../core/vmm-process.js';
 import { VmmInstance } from '../vmm-instance.js';
 import type { QemuPaths } from './args.js';
@@ -20,20 +20,6 @@ const DEFAULT_STOP_TIMEOUT_MS = 5000;
 const QUIT_GRACE_MS = 2000;
 /** Pause between attempts to reach an endpoint QEMU has not created yet. */
 const CONNECT_RETRY_MS = 10;
-
-/** Rejects with a timeout once `deadline` passes; `work` is left to settle (and be ignored) on its own. */
-async function beforeDeadline<T>(work: Promise<T>, deadline: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new JitvmError('timeout', `${what} in time`)), Math.max(0, deadline - Date.now()));
-  });
-  work.catch(() => undefined);
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** One QEMU process, driven over QMP. */
 export class QemuInstance extends VmmInstance {
@@ -80,7 +66,7 @@ export class QemuInstance extends VmmInstance {
       }
       if (earlyError)
         throw new JitvmError('vmm_failed', 'the QMP connection failed during start', { cause: earlyError });
-      this.qmp = await beforeDeadline(QmpClient.open(stream), deadline, `QEMU did not greet on QMP (${timeoutMs} ms)`);
+      this.qmp = await beforeDeadline(QmpClient.open(stream), deadline, `QEMU did not greet on QMP in ${timeoutMs} ms`);
     } catch (error) {
       stream.destroy();
       throw error;

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { connectLocal } from '../../channel/local-endpoint.js';
 import { JitvmError, VmmError } from '../../core/errors.js';
-import { delay } from '../../core/process.js';
+import { beforeDeadline, delay } from '../../core/process.js';
 import type { QmpClient } from './qmp.js';
 
 const POLL_MS = 5;
@@ -32,14 +32,6 @@ async function migrationDone(qmp: QmpClient, deadline: number, what: string): Pr
     if (Date.now() > deadline) throw new JitvmError('timeout', `QEMU did not ${what} in time (status ${status})`);
     await delay(POLL_MS);
   }
-}
-
-function withinDeadline<T>(work: Promise<T>, deadline: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new JitvmError('timeout', `${what} took too long`)), deadline - Date.now());
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -68,7 +60,7 @@ export async function saveDeviceState(
   try {
     await qmp.execute('migrate', { uri: `unix:${socketPath}` });
     await migrationDone(qmp, deadline, 'save the device state');
-    await withinDeadline(written, deadline, 'writing the device state');
+    await beforeDeadline(written, deadline, 'writing the device state took too long');
   } finally {
     server.close();
     rmSync(socketPath, { force: true });

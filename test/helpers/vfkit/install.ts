@@ -1,10 +1,9 @@
 /** Installs the fake `vfkit` (fake-vfkit.ts) as an executable, and reads what it recorded. */
-import { readFileSync } from 'node:fs';
-import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { VfkitOptions } from '../../../src/backends/vz/index.js';
+import { readJsonLines, writeLaunchScript } from '../fake-vmm-script.js';
 
 const FAKE_VFKIT = fileURLToPath(new URL('./fake-vfkit.js', import.meta.url));
 
@@ -23,10 +22,6 @@ export interface FakeVfkitOptions {
   readonly bootMs?: number;
 }
 
-function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}
-
 /** Writes `dir/vfkit`, a shell script with the settings baked in that execs the fake under this node. */
 export async function installFakeVfkit(dir: string, options: FakeVfkitOptions = {}): Promise<string> {
   const env = {
@@ -37,13 +32,8 @@ export async function installFakeVfkit(dir: string, options: FakeVfkitOptions = 
     FAKE_VFKIT_IGNORE_STOP: options.ignoreStop ? '1' : undefined,
     FAKE_VFKIT_BOOT_MS: options.bootMs === undefined ? undefined : String(options.bootMs),
   };
-  const exports = Object.entries(env)
-    .filter((entry): entry is [string, string] => entry[1] !== undefined)
-    .map(([name, value]) => `export ${name}=${shellQuote(value)}`);
   const path = join(dir, 'vfkit');
-  const script = ['#!/bin/sh', ...exports, `exec ${shellQuote(process.execPath)} ${shellQuote(FAKE_VFKIT)} "$@"`];
-  await writeFile(path, `${script.join('\n')}\n`);
-  await chmod(path, 0o755);
+  await writeLaunchScript(path, env, [process.execPath, FAKE_VFKIT]);
   return path;
 }
 
@@ -77,15 +67,5 @@ export type VfkitRecord = z.infer<typeof RecordSchema>;
 
 /** What the fake recorded, in order; nothing when the file does not exist yet. */
 export function readVfkitRecord(path: string): VfkitRecord[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => RecordSchema.parse(JSON.parse(line)));
+  return readJsonLines(path, RecordSchema);
 }
