@@ -13,6 +13,11 @@
 #define AGENT_VSOCK_PORT 1024
 #define AGENT_CHANNEL_ARG_SERIAL "jitvm.channel=serial"
 #define AGENT_CHANNEL_ARG_VSOCK "jitvm.channel=vsock"
+#define BOOT_ARG_NET "jitvm.net"
+#define BOOT_ARG_ROOT "jitvm.root"
+#define BOOT_ARG_OVERLAY "jitvm.overlay"
+#define BOOT_ARG_MOUNT "jitvm.mount"
+#define BOOT_ARG_DRIVES "jitvm.drives"
 #define FLAG_FIN 1
 
 #define MSG_HELLO 1

@@ -1,5 +1,9 @@
 import * as p from './protocol.js';
 
+function stringDefines(prefix: string, table: Record<string, string>): string[] {
+  return Object.entries(table).map(([name, value]) => `#define ${prefix}${name} "${value}"`);
+}
+
 function defines(prefix: string, table: Record<string, number>): string[] {
   return Object.entries(table).map(([name, value]) => `#define ${prefix}${name} ${value}`);
 }
@@ -22,6 +26,7 @@ export function renderProtocolHeader(): string {
     `#define AGENT_VSOCK_PORT ${p.AGENT_VSOCK_PORT}`,
     `#define AGENT_CHANNEL_ARG_SERIAL "${p.AGENT_CHANNEL_ARG.SERIAL}"`,
     `#define AGENT_CHANNEL_ARG_VSOCK "${p.AGENT_CHANNEL_ARG.VSOCK}"`,
+    ...stringDefines('BOOT_ARG_', p.BOOT_ARG),
     `#define FLAG_FIN ${p.FLAG_FIN}`,
     '',
     ...defines('MSG_', p.MsgType),

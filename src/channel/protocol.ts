@@ -27,6 +27,19 @@ export const AGENT_VSOCK_PORT = 1024;
  */
 export const AGENT_CHANNEL_ARG = { SERIAL: 'jitvm.channel=serial', VSOCK: 'jitvm.channel=vsock' } as const;
 
+/**
+ * Kernel arguments (`name=value`) the agent reads as PID 1 before it serves: the NIC's address (`<ip>/<prefix>,<gateway>,<dns>`
+ * or `dhcp`), the root drive and the overlay it writes to, extra mounts, and the order drives were attached in.
+ * docs/protocol.md ("Boot arguments") gives each value's format.
+ */
+export const BOOT_ARG = {
+  NET: 'jitvm.net',
+  ROOT: 'jitvm.root',
+  OVERLAY: 'jitvm.overlay',
+  MOUNT: 'jitvm.mount',
+  DRIVES: 'jitvm.drives',
+} as const;
+
 export const FLAG_FIN = 0x01;
 
 export const MsgType = {
