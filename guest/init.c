@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "boot.h"
 
 #define MODULES_LIST "/etc/jitvm/modules"
 #ifndef MODULE_INIT_COMPRESSED_FILE
@@ -103,6 +104,14 @@ void init_system(void)
     load_modules();
     /* A virtio console (hvc0: vfkit's only console) exists only once virtio_console is loaded: open it again. */
     console_stdio();
+    /* The network comes first: DHCP runs busybox's udhcpc, which only the initramfs is sure to have. */
+    if (boot_network() < 0 || boot_storage() < 0) {
+        logmsg("error: the VM cannot be set up as the host asked (see above); powering off");
+        sync();
+        reboot(RB_AUTOBOOT);
+        reboot(RB_POWER_OFF);
+    }
+    boot_resolver();
 }
 
 int init_open_inputs(int *fds, int max)

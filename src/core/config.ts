@@ -46,38 +46,88 @@ export const RateLimiterSchema = z
   .refine((limiter) => limiter.bandwidth || limiter.ops, 'a rate limiter needs `bandwidth`, `ops` or both');
 export type RateLimiter = z.output<typeof RateLimiterSchema>;
 
-/** A host file attached as a virtio block device. Read-only unless asked otherwise. */
+/**
+ * A virtio block device: a host file (read-only unless asked otherwise), or — with `sizeMiB` instead of `path` — a
+ * fresh empty ext4 scratch disk the backend makes in the VM's runtime dir and removes with it.
+ */
 export const DriveSchema = z
   .object({
     /** Firecracker's drive_id rules: letters, digits and `_`. */
     id: z.string().regex(/^[A-Za-z0-9_]{1,32}$/, 'a drive id is 1-32 letters, digits or `_`'),
-    path: hostPath('a drive needs the path of a disk image on the host'),
+    path: hostPath('a drive needs the path of a disk image on the host').optional(),
+    sizeMiB: z.number().int().min(8).max(1_048_576).optional(),
     readOnly: z.boolean().default(true),
     /** The guest's root device (at most one): attached first, so it is /dev/vda. */
     root: z.boolean().default(false),
     rateLimiter: RateLimiterSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((drive) => (drive.path === undefined) !== (drive.sizeMiB === undefined), {
+    message: 'a drive needs either `path` (a disk image on the host) or `sizeMiB` (a fresh scratch disk), not both',
+  })
+  .refine((drive) => drive.sizeMiB === undefined || !drive.readOnly, {
+    message: 'a scratch disk (`sizeMiB`) is writable: set `readOnly: false`',
+  });
 export type Drive = z.output<typeof DriveSchema>;
+/** A drive whose host file exists: a scratch disk after the backend made it. */
+export type AttachedDrive = Drive & { readonly path: string };
 
-/** No network interface at all (the default), or a virtio-net NIC on an existing host TAP device. */
+/** Drives in the order a backend attaches them: the root drive first (so it is /dev/vda), the rest as given. */
+export function attachOrder<T extends Pick<Drive, 'root'>>(drives: readonly T[]): T[] {
+  return [...drives.filter((drive) => drive.root), ...drives.filter((drive) => !drive.root)];
+}
+
+/** Host names the guest's lookups of which go to the given address instead of DNS (`allowed.test` → `127.0.0.1`). */
+export const HostsSchema = z
+  .record(
+    z
+      .string()
+      .regex(
+        /^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/,
+        'a host name is dot-separated labels of letters, digits, `-` and `_`',
+      ),
+    z.union([z.ipv4(), z.ipv6()], { error: 'a hosts entry maps a name to an IPv4 or IPv6 address' }),
+  )
+  .refine((hosts) => Object.keys(hosts).length <= 256, 'at most 256 hosts entries');
+
+const MacSchema = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address looks like 06:00:ac:10:00:02');
+
+/**
+ * The guest's network, enforced on the host:
+ * - `none` (the default): no NIC at all.
+ * - `nat`: a NIC behind the backend's NAT (QEMU user-mode networking: the guest reaches the internet and the host's
+ *   loopback through the gateway 10.0.2.2); `hosts` go to the guest's /etc/hosts.
+ * - `allowlist`: no NIC; the only way out is the HTTP(S) proxy at the guest's 127.0.0.1:3128, carried over the agent
+ *   channel to the host, which lets through only the listed domains (`*.example.com` for subdomains) and CIDRs.
+ * - `tap`: a NIC on an existing host TAP device (Linux; you route it).
+ */
 export const NetworkSchema = z.discriminatedUnion('mode', [
   z.object({ mode: z.literal('none') }).strict(),
+  z.object({ mode: z.literal('nat'), hosts: HostsSchema.optional(), mac: MacSchema.optional() }).strict(),
+  z
+    .object({
+      mode: z.literal('allowlist'),
+      allow: z.array(z.string().min(1).max(253)).min(1).max(256),
+      hosts: HostsSchema.optional(),
+    })
+    .strict(),
   z
     .object({
       mode: z.literal('tap'),
       /** The host TAP device; create it first, e.g. `ip tuntap add jv0 mode tap user $USER`. */
       tap: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a TAP device name is 1-15 letters, digits, `_`, `.` or `-`'),
-      mac: z
-        .string()
-        .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address looks like 06:00:ac:10:00:02')
-        .optional(),
+      mac: MacSchema.optional(),
       rxRateLimiter: RateLimiterSchema.optional(),
       txRateLimiter: RateLimiterSchema.optional(),
     })
     .strict(),
 ]);
 export type Network = z.output<typeof NetworkSchema>;
+
+/** Whether the network mode gives the guest a NIC (allowlist mode has none: its proxy rides the agent channel). */
+export function hasNic(network: Network): network is Extract<Network, { mode: 'nat' | 'tap' }> {
+  return network.mode === 'nat' || network.mode === 'tap';
+}
 
 /** microvm has eight virtio-mmio slots; the agent channel and a NIC may take two of them. */
 const MAX_DRIVES = 6;

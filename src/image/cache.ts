@@ -17,7 +17,7 @@ import { ImageBuildError } from './errors.js';
 import { publishDir, readJsonFile, withTempDir } from './fs-util.js';
 
 /** Bumped whenever the image layout changes, so old cache entries stop matching. */
-export const IMAGE_BUILDER_VERSION = 2;
+export const IMAGE_BUILDER_VERSION = 3;
 
 /** A bootable guest: kernel + initramfs on the host, ready for a VMM. */
 export interface GuestImage {

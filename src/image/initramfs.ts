@@ -11,7 +11,7 @@ import type { ResolvedModule } from './modules.js';
 /**
  * Kernel modules the guest needs on x86_64 QEMU microvm / Firecracker with Debian's cloud kernel
  * (their dependencies are added automatically): virtio transports, console, disk, network, vsock, overlayfs,
- * and the ACPI power button with evdev (the agent reads KEY_POWER from /dev/input/event*).
+ * virtio-fs shares, and the ACPI power button with evdev (the agent reads KEY_POWER from /dev/input/event*).
  */
 export const GUEST_MODULES: readonly string[] = [
   'virtio_mmio',
@@ -21,6 +21,7 @@ export const GUEST_MODULES: readonly string[] = [
   'virtio_net',
   'vmw_vsock_virtio_transport',
   'overlay',
+  'virtiofs',
   'button',
   'evdev',
 ];
@@ -42,6 +43,25 @@ export interface InitramfsInputs {
   modules: readonly ResolvedModule[];
 }
 
+/** Where the agent's DHCP client hook lives in the guest (guest/netcfg.c runs `udhcpc -s` with it). */
+export const GUEST_DHCP_SCRIPT = '/etc/jitvm/udhcpc.script';
+
+/**
+ * busybox udhcpc calls this with the lease in its environment: it applies the address and the default route, and
+ * stages the DNS servers where the agent copies them into the final root's /etc/resolv.conf.
+ */
+const DHCP_SCRIPT = [
+  '#!/bin/sh',
+  'case "$1" in',
+  'bound|renew)',
+  '  ifconfig "$interface" "$ip" netmask "$subnet" up || exit 1',
+  '  for gw in $router; do route add default gw "$gw" dev "$interface"; break; done',
+  '  mkdir -p /run/jitvm && : > /run/jitvm/resolv.conf',
+  '  for ns in $dns; do echo "nameserver $ns" >> /run/jitvm/resolv.conf; done',
+  '  ;;',
+  'esac',
+];
+
 /** Applet names never linked into /bin: they would shadow /init's role or busybox itself. */
 const RESERVED_APPLETS = new Set(['init', 'linuxrc', 'busybox']);
 const EMPTY_DIRS = ['proc', 'sys', 'dev', 'run', 'var', 'mnt', 'usr/bin', 'sbin', 'usr/sbin'];
@@ -62,6 +82,7 @@ export async function buildInitramfs(inputs: InitramfsInputs): Promise<Buffer> {
   for (const module of inputs.modules) cpio.addFile(guestModulePath(module.name), await readFile(module.path), 0o644);
   cpio.addFile(GUEST_MODULE_LIST, textFile(inputs.modules.map((m) => guestModulePath(m.name))), 0o644);
 
+  cpio.addFile(GUEST_DHCP_SCRIPT, textFile(DHCP_SCRIPT), 0o755);
   cpio.addFile('etc/hostname', textFile(['jitvm']));
   cpio.addFile('etc/passwd', textFile(['root:x:0:0:root:/root:/bin/sh']));
   cpio.addFile('etc/group', textFile(['root:x:0:']));

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { ARCHES, DriveSchema, NetworkSchema } from '../core/config.js';
+// PORTS-PENDING import { PortForwardSchema } from './ports.js';
+import { RootfsSchema, VolumeSchema } from './storage.js';
 import type { Hypervisor } from '../core/hypervisor.js';
 import type { Pool } from './pool.js';
 
@@ -15,8 +17,14 @@ export const SandboxOptionsSchema = z.object({
   bootTimeoutMs: z.number().int().min(1000).max(600_000).optional(),
   /** Disk images attached as virtio block devices (read-only unless `readOnly: false`). */
   drives: z.array(DriveSchema).optional(),
-  /** `{ mode: 'none' }` (the default) or a NIC on an existing host TAP device. */
+  /** `none` (the default: no NIC), `nat`, `allowlist` (domains and CIDRs, through a host-side proxy) or `tap`. */
   network: NetworkSchema.optional(),
+  /** Boot into this root filesystem image (read-only, shared) with the sandbox's writes in an overlay. */
+  rootfs: RootfsSchema.optional(),
+  /** Extra disk images mounted in the guest, read-only unless `readOnly: false`. */
+  volumes: z.array(VolumeSchema).max(4).optional(),
+  /** Guest TCP ports published on the host's 127.0.0.1 (`host: 0` or absent: any free port); see `getHost`. */
+  // PORTS-PENDING ports: z.array(PortForwardSchema).max(32).optional(),
   /** Keep the VM running after this process exits (CLI `create`); `Sandbox.connect(id)` reaches it later. */
   detached: z.boolean().optional(),
   /** Start from this stored snapshot (see `sandbox.snapshot()`) instead of booting: its config comes with it. */
@@ -33,6 +41,8 @@ export const BOOT_ONLY_OPTIONS = [
   'arch',
   'drives',
   'network',
+  'rootfs',
+  'volumes',
 ] as const;
 
 export type SandboxOptions = z.input<typeof SandboxOptionsSchema> & {

@@ -14,6 +14,7 @@ import type { ExecResult } from './exec-result.js';
 import { SandboxFiles } from './files.js';
 import { BOOT_ONLY_OPTIONS, type SandboxOptions, SandboxOptionsSchema } from './options.js';
 import { restoreFromStore, takeSnapshot } from './snapshots.js';
+import { storagePlan } from './storage.js';
 import type { OpenedSnapshot } from '../snapshot/compat.js';
 import type { Pool } from './pool.js';
 
@@ -99,15 +100,16 @@ export class Sandbox implements AsyncDisposable {
       checked.kernel && checked.initrd
         ? undefined
         : await resolveImage({ arch: checked.arch, onProgress: onImageProgress, signal });
+    const storage = storagePlan(checked);
     const config = parseVmConfig({
       cpus: checked.cpus,
       memoryMiB: checked.memoryMiB,
       kernel: checked.kernel ?? image?.kernel,
       initrd: checked.initrd ?? image?.initrd,
-      kernelArgs: checked.kernelArgs,
+      kernelArgs: [...storage.kernelArgs, ...(checked.kernelArgs ?? [])],
       arch: checked.arch,
       bootTimeoutMs: checked.bootTimeoutMs,
-      drives: checked.drives,
+      drives: storage.drives,
       network: checked.network,
     });
     const instance = await backend.spawn(config, { detached: checked.detached });

@@ -1,6 +1,6 @@
 /** Pure VmConfig → Firecracker request bodies. Paths are as Firecracker sees them (inside the jail when jailed). */
 import { AGENT_CHANNEL_ARG } from '../../channel/protocol.js';
-import type { Drive, Network, RateLimiter, VmConfig } from '../../core/config.js';
+import { type Drive, type Network, type RateLimiter, type VmConfig, attachOrder } from '../../core/config.js';
 import type {
   BootSourceBody,
   DriveBody,
@@ -52,8 +52,9 @@ export function rateLimiterBody(limiter: RateLimiter): RateLimiterBody {
   };
 }
 
+/** The NIC on a host TAP device; other modes have none here (nat is refused before, allowlist needs no NIC). */
 function networkInterfaces(network: Network): NetworkInterfaceBody[] {
-  if (network.mode === 'none') return [];
+  if (network.mode !== 'tap') return [];
   return [
     {
       iface_id: 'eth0',
@@ -70,7 +71,7 @@ export function bootRequests(config: VmConfig, files: VmmFiles): BootRequests {
     bootSource: { kernel_image_path: files.kernel, initrd_path: files.initrd, boot_args: kernelBootArgs(config) },
     // SMT off: one vCPU per host thread is what the vCPU count promises, and it allows odd counts.
     machineConfig: { vcpu_count: config.cpus, mem_size_mib: config.memoryMiB, smt: false },
-    drives: config.drives.map((drive) => ({
+    drives: attachOrder(config.drives).map((drive) => ({
       drive_id: drive.id,
       is_root_device: drive.root,
       is_read_only: drive.readOnly,

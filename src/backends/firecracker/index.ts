@@ -1,3 +1,4 @@
+import { attachScratchDisks, driveFile } from '../scratch-disk.js';
 import { existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { kvmUsable } from '../../core/accelerator.js';
@@ -159,12 +160,13 @@ export class FirecrackerHypervisor implements Hypervisor {
     // x86 Firecracker boots an uncompressed ELF; on aarch64 it takes the kernel's `Image` as it is.
     const kernel = config.arch === 'x86_64' ? await vmlinuxFor(config.kernel) : config.kernel;
     return this.withRuntimeDir(options, async (id, runtimeDir, detached) => {
-      const { instance, api, files } = await this.startVmm(probe, config, id, runtimeDir, detached);
+      const attached = await attachScratchDisks(config, runtimeDir);
+      const { instance, api, files } = await this.startVmm(probe, attached, id, runtimeDir, detached);
       try {
-        const requests = bootRequests(config, {
+        const requests = bootRequests(attached, {
           kernel: files.expose(kernel, 'vmlinux', false),
           initrd: files.expose(config.initrd, 'initrd', false),
-          drivePath: (drive) => files.expose(drive.path, `drive-${drive.id}`, !drive.readOnly),
+          drivePath: (drive) => files.expose(driveFile(drive), `drive-${drive.id}`, !drive.readOnly),
           vsockSocket: files.vmmPath('vsock.sock'),
         });
         await api.putBootSource(requests.bootSource);
@@ -214,7 +216,7 @@ export class FirecrackerHypervisor implements Hypervisor {
       const { instance, api, files } = await this.startVmm(probe, config, id, runtimeDir, detached);
       try {
         // A jailed clone sees the same in-jail names as its original: the drives and vsock need no override.
-        for (const drive of config.drives) files.expose(drive.path, `drive-${drive.id}`, !drive.readOnly);
+        for (const drive of config.drives) files.expose(driveFile(drive), `drive-${drive.id}`, !drive.readOnly);
         await api.loadSnapshot({
           snapshot_path: files.expose(join(dir, snapshot.files.state), 'snapshot.vmstate', false),
           mem_backend: {
@@ -356,6 +358,14 @@ function checkConfig(config: VmConfig): void {
   if (config.cpus > MAX_VCPUS) throw new InvalidArgumentError(`Firecracker supports at most ${MAX_VCPUS} vCPUs`);
   if (config.accelerator && config.accelerator !== 'kvm') {
     throw new InvalidArgumentError(`Firecracker always uses KVM; accelerator ${config.accelerator} is not possible`);
+  }
+  if (config.network.mode === 'nat') {
+    throw new JitvmError(
+      'unsupported',
+      'the firecracker backend has no built-in NAT: it needs a TAP device plus NAT rules in the host firewall, ' +
+        'which jitvm does not create (that takes CAP_NET_ADMIN and changes the host). Create a TAP with NAT ' +
+        "yourself and use network mode 'tap', use mode 'allowlist' (no NIC needed), or the qemu backend",
+    );
   }
 }
 

@@ -1,5 +1,15 @@
-import type { Accelerator, Arch, Drive, Network, RateLimiter, TokenBucket, VmConfig } from '../../core/config.js';
-import { AGENT_CHANNEL_ARG, AGENT_PORT_NAME } from '../../channel/protocol.js';
+import {
+  type Accelerator,
+  type Arch,
+  type Drive,
+  type Network,
+  type RateLimiter,
+  type TokenBucket,
+  type VmConfig,
+  attachOrder,
+} from '../../core/config.js';
+import { driveFile } from '../scratch-disk.js';
+import { AGENT_CHANNEL_ARG, AGENT_PORT_NAME, BOOT_ARG } from '../../channel/protocol.js';
 import {
   type LocalEndpoint,
   type LocalTransport,
@@ -76,6 +86,12 @@ export function qemuBinary(arch: Arch): string {
   return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
 }
 
+/**
+ * QEMU user-mode networking's fixed layout (its defaults, spelled out): the guest's address, the gateway that is
+ * also the host's loopback, and the DNS forwarder. The agent configures the NIC from the `jitvm.net` argument.
+ */
+export const USER_NET = { guest: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3', net: '10.0.2.0/24' } as const;
+
 /** The guest kernel command line: console, reboot-means-exit, what the machine needs, then the caller's arguments. */
 export function kernelCommandLine(config: VmConfig, accelerator: Accelerator): string {
   const profile = machineProfile(config.arch, accelerator);
@@ -86,6 +102,7 @@ export function kernelCommandLine(config: VmConfig, accelerator: Accelerator): s
     'quiet',
     AGENT_CHANNEL_ARG.SERIAL,
     ...profile.kernelArgs,
+    ...(config.network.mode === 'nat' ? [`${BOOT_ARG.NET}=${USER_NET.guest},${USER_NET.gateway},${USER_NET.dns}`] : []),
   ];
   return [...args, ...config.kernelArgs].join(' ');
 }
@@ -108,44 +125,59 @@ function throttling(limiter: RateLimiter | undefined): string[] {
   ];
 }
 
+/** virtio-blk's serial holds 20 bytes (VIRTIO_BLK_ID_BYTES); longer ids are found by attach order instead. */
+const MAX_SERIAL = 20;
+
 /**
  * Each drive as a virtio-blk device, the root drive first so the guest sees it as /dev/vda: the raw image, or the
- * qcow2 overlay a clone writes to instead.
+ * qcow2 overlay a clone writes to instead. The drive id is the disk's serial, so the agent finds it by id.
  */
 function driveArgs(
   drives: readonly Drive[],
   profile: MachineProfile,
   overlays: ReadonlyMap<string, string> = new Map(),
 ): string[] {
-  const ordered = [...drives].sort((a, b) => Number(b.root) - Number(a.root));
-  return ordered.flatMap((drive) => {
+  return attachOrder(drives).flatMap((drive) => {
     const overlay = overlays.get(drive.id);
+    const file = overlay ?? driveFile(drive);
     const options = [
       `id=drive-${drive.id}`,
-      `file=${optionValue(overlay ?? drive.path)}`,
+      `file=${optionValue(file)}`,
       `format=${overlay ? 'qcow2' : 'raw'}`,
       'if=none',
       `readonly=${drive.readOnly ? 'on' : 'off'}`,
       ...throttling(drive.rateLimiter),
     ];
+    const serial = drive.id.length <= MAX_SERIAL ? `,serial=${drive.id}` : '';
     return [
       '-drive',
       options.join(','),
       '-device',
-      `${virtioDevice('blk', profile.virtioBus)},drive=drive-${drive.id}`,
+      `${virtioDevice('blk', profile.virtioBus)},drive=drive-${drive.id}${serial}`,
     ];
   });
 }
 
-/** A virtio-net NIC on the host TAP device (QEMU's netdev throttling has no rx/tx split: not supported). */
+/** The NIC's backend: user-mode NAT (IPv4 only: the agent configures no IPv6), or the host TAP device. */
+function netdev(network: Extract<Network, { mode: 'nat' | 'tap' }>): string {
+  if (network.mode === 'nat') {
+    return `user,id=net0,net=${USER_NET.net},host=${USER_NET.gateway},dns=${USER_NET.dns},ipv6=off`;
+  }
+  return `tap,id=net0,ifname=${network.tap},script=no,downscript=no`;
+}
+
+/**
+ * A virtio-net NIC for `nat` and `tap` modes; none otherwise (allowlist mode's proxy rides the agent channel).
+ * QEMU's netdev throttling has no rx/tx split: TAP rate limits are refused before this.
+ */
 function networkArgs(network: Network, profile: MachineProfile): string[] {
-  if (network.mode === 'none') return [];
+  if (network.mode !== 'nat' && network.mode !== 'tap') return [];
   const device = [
     virtioDevice('net', profile.virtioBus),
     'netdev=net0',
     ...(network.mac ? [`mac=${network.mac}`] : []),
   ];
-  return ['-netdev', `tap,id=net0,ifname=${network.tap},script=no,downscript=no`, '-device', device.join(',')];
+  return ['-netdev', netdev(network), '-device', device.join(',')];
 }
 
 /**

@@ -3,6 +3,7 @@
  * every clone writes to its own qcow2 overlay on top of that copy, so clones never share a writable disk and the
  * snapshot's copy is never written (QEMU opens backing files read-only).
  */
+import { driveFile } from '../scratch-disk.js';
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
@@ -30,7 +31,7 @@ function writableDrives(config: VmConfig) {
  */
 export async function copyWritableDrives(config: VmConfig, dir: string): Promise<void> {
   for (const drive of writableDrives(config)) {
-    await copyFile(drive.path, join(dir, driveCopyName(drive.id)), constants.COPYFILE_FICLONE);
+    await copyFile(driveFile(drive), join(dir, driveCopyName(drive.id)), constants.COPYFILE_FICLONE);
   }
 }
 

@@ -27,6 +27,7 @@ import { QemuInstance } from './instance.js';
 import { checkRestorable } from './snapshot.js';
 import { machineProfile } from './machine.js';
 import { acceleratorFailureHint, qemuFound, qemuMissing, tcgWarning } from './probe-report.js';
+import { attachScratchDisks } from '../scratch-disk.js';
 import { spawnVmm } from '../spawn-vmm.js';
 
 const QMP_CONNECT_TIMEOUT_MS = 10_000;
@@ -135,7 +136,8 @@ export class QemuHypervisor implements Hypervisor {
     try {
       if (ramDir) mkdirSync(ramDir, { mode: 0o700 });
       const ram = ramDir ? { path: ramFileIn(ramDir), shared: true } : undefined;
-      return await this.launch(binary, config, id, runtimeDir, detached, { ram, ramDir });
+      const attached = await attachScratchDisks(config, runtimeDir);
+      return await this.launch(binary, attached, id, runtimeDir, detached, { ram, ramDir });
     } catch (error) {
       rmSync(runtimeDir, { recursive: true, force: true });
       if (ramDir) rmSync(ramDir, { recursive: true, force: true });

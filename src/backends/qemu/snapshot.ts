@@ -71,7 +71,8 @@ export function checkRestorable(snapshot: VmSnapshot, qemuVersion: string | unde
       `snapshot ${snapshot.dir} lacks its copy of writable drive ${uncopied.map((drive) => drive.id).join(', ')}`,
     );
   }
-  if (snapshot.config.network.mode !== 'none') {
+  // A user-mode NAT is private to each QEMU process: clones with the same address and MAC never meet.
+  if (snapshot.config.network.mode === 'tap') {
     throw new JitvmError('unsupported', 'a snapshot of a VM with a TAP NIC cannot be restored: clones would share it');
   }
 }

@@ -5,8 +5,9 @@
  */
 import { join } from 'node:path';
 import { maxSocketPathBytes } from '../../channel/local-endpoint.js';
-import { AGENT_CHANNEL_ARG, AGENT_VSOCK_PORT } from '../../channel/protocol.js';
-import type { Drive, VmConfig } from '../../core/config.js';
+import { AGENT_CHANNEL_ARG, AGENT_VSOCK_PORT, BOOT_ARG } from '../../channel/protocol.js';
+import { type Drive, type VmConfig, attachOrder } from '../../core/config.js';
+import { driveFile } from '../scratch-disk.js';
 import { InvalidArgumentError, JitvmError } from '../../core/errors.js';
 import type { VmState } from '../../core/hypervisor.js';
 
@@ -36,7 +37,9 @@ export function vfkitRuntimePaths(runtimeDir: string): VfkitPaths {
  * UART). `panic=1` turns a panic into a reboot, which ends the VM (vfkit exits once the VM stops).
  */
 export function kernelCommandLine(config: VmConfig): string {
-  return ['console=hvc0', 'panic=1', 'quiet', AGENT_CHANNEL_ARG.VSOCK, ...config.kernelArgs].join(' ');
+  // VZ's NAT hands out addresses by DHCP (192.168.64.0/24 by default): the agent runs busybox udhcpc.
+  const net = config.network.mode === 'nat' ? [`${BOOT_ARG.NET}=dhcp`] : [];
+  return ['console=hvc0', 'panic=1', 'quiet', AGENT_CHANNEL_ARG.VSOCK, ...net, ...config.kernelArgs].join(' ');
 }
 
 /**
@@ -78,11 +81,6 @@ function socketPath(what: string, path: string): string {
   return path;
 }
 
-/** Drives in attach order: the root drive first, so it is /dev/vda. */
-export function orderedDrives(drives: readonly Drive[]): Drive[] {
-  return [...drives.filter((drive) => drive.root), ...drives.filter((drive) => !drive.root)];
-}
-
 /** `virtio-blk,path=…[,readonly]`; `readonly` is accepted by virtio-blk since vfkit 0.6.0 (commit 6c92cb58). */
 function driveDevice(drive: Drive): string {
   if (drive.rateLimiter) {
@@ -91,19 +89,22 @@ function driveDevice(drive: Drive): string {
       `the vz backend cannot rate-limit drive ${drive.id}: vfkit has no disk throttling; use the qemu or firecracker backend`,
     );
   }
-  return `virtio-blk,path=${optionValue(`drive ${drive.id}'s path`, drive.path)}${drive.readOnly ? ',readonly' : ''}`;
+  return `virtio-blk,path=${optionValue(`drive ${drive.id}'s path`, driveFile(drive))}${drive.readOnly ? ',readonly' : ''}`;
 }
 
 /**
- * The network device, when the config asks for one vfkit can give. vfkit has NAT (`virtio-net,nat`), a datagram
- * socket or an fd; jitvm's only NIC mode is a host TAP device, which macOS does not have: refused, never dropped.
+ * The network device, when the config asks for one vfkit can give: NAT (`virtio-net,nat`, Virtualization.framework's
+ * VZNATNetworkDeviceAttachment). A host TAP device, which macOS does not have, is refused, never dropped; allowlist
+ * mode needs no NIC.
  */
 function networkDevices(config: VmConfig): string[] {
-  if (config.network.mode === 'none') return [];
+  const network = config.network;
+  if (network.mode === 'nat') return ['--device', `virtio-net,nat${network.mac ? `,mac=${network.mac}` : ''}`];
+  if (network.mode !== 'tap') return [];
   throw new JitvmError(
     'unsupported',
-    `the vz backend cannot attach TAP device ${config.network.tap}: macOS has no TAP devices and vfkit offers only ` +
-      'NAT (virtio-net,nat) or a socket; use network mode "none" here, or the qemu/firecracker backend on Linux',
+    `the vz backend cannot attach TAP device ${network.tap}: macOS has no TAP devices; use network mode "nat" ` +
+      '(virtio-net,nat) or "allowlist" here, or the qemu/firecracker backend on Linux',
   );
 }
 
@@ -130,7 +131,7 @@ export function buildVfkitArgs(config: VmConfig, paths: VfkitPaths): string[] {
     String(config.memoryMiB),
     '--bootloader',
     bootloader,
-    ...orderedDrives(config.drives).flatMap((drive) => ['--device', driveDevice(drive)]),
+    ...attachOrder(config.drives).flatMap((drive) => ['--device', driveDevice(drive)]),
     ...networkDevices(config).flatMap((device) => ['--device', device]),
     '--device',
     `virtio-vsock,port=${AGENT_VSOCK_PORT},socketURL=${vsock},connect`,

@@ -4,6 +4,7 @@
  * lifecycle over its REST API (api-client.ts) and reaches the agent on a guest vsock port vfkit exposes as a Unix
  * socket (vsock-stream.ts). See docs/backends/vz.md.
  */
+import { attachScratchDisks, withScratchPaths } from '../scratch-disk.js';
 import { existsSync, mkdirSync, openSync, readSync, closeSync, rmSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -189,11 +190,12 @@ export class VfkitHypervisor implements Hypervisor {
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     const paths = vfkitRuntimePaths(runtimeDir);
     // Built before anything exists on disk: a path vfkit cannot take is refused with nothing to clean up.
-    const args = buildVfkitArgs(config, paths);
+    const args = buildVfkitArgs(withScratchPaths(config, runtimeDir), paths);
     const detached = options.detached ?? false;
     mkdirSync(runtimeDir, { mode: 0o700 });
     try {
-      return await this.launch(probe, config, args, id, runtimeDir, paths, detached);
+      const attached = await attachScratchDisks(config, runtimeDir);
+      return await this.launch(probe, attached, args, id, runtimeDir, paths, detached);
     } catch (error) {
       rmSync(runtimeDir, { recursive: true, force: true });
       throw error;
