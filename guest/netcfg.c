@@ -148,7 +148,7 @@ int boot_network(void)
         if (find_nic(ifname, sizeof ifname) < 0)
             result = -1;
         else if (strcmp(spec, "dhcp") == 0)
-            result = configure_dhcp(ifname);
+            result = set_flags_up(sock, ifname) < 0 ? -1 : configure_dhcp(ifname);
         else
             result = configure_static(sock, ifname, spec);
     }
