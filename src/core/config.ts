@@ -129,27 +129,50 @@ export function hasNic(network: Network): network is Extract<Network, { mode: 'n
   return network.mode === 'nat' || network.mode === 'tap';
 }
 
-/** microvm has eight virtio-mmio slots; the agent channel and a NIC may take two of them. */
+/** microvm has eight virtio-mmio slots; the agent channel takes one, drives, shares and a NIC share the rest. */
 const MAX_DRIVES = 6;
+const MAX_DEVICES = 7;
+
+/**
+ * A host directory shared with the guest over virtio-fs, mounted by its `tag`; read-only unless asked otherwise.
+ * QEMU serves it with virtiofsd (Linux), vfkit with Virtualization.framework's own virtio-fs.
+ */
+export const ShareSchema = z
+  .object({
+    tag: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'a share tag is 1-32 letters, digits, `_` or `-`'),
+    path: hostPath('a share needs the path of a host directory'),
+    readOnly: z.boolean().default(true),
+  })
+  .strict();
+export type Share = z.output<typeof ShareSchema>;
 
 /** What a backend needs to boot one VM. Every field has a sane default and a hard limit. */
-export const VmConfigSchema = z.object({
-  cpus: z.number().int().min(1).max(64).default(1),
-  memoryMiB: z.number().int().min(64).max(65536).default(256),
-  kernel: hostPath('kernel must be a path to a kernel image'),
-  initrd: hostPath('initrd must be a path to an initramfs'),
-  kernelArgs: z.array(kernelArg).max(64).default([]),
-  arch: z.enum(ARCHES).default(hostArch() ?? 'x86_64'),
-  accelerator: z.enum(ACCELERATORS).optional(),
-  bootTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
-  drives: z
-    .array(DriveSchema)
-    .max(MAX_DRIVES)
-    .default([])
-    .refine((drives) => new Set(drives.map((d) => d.id)).size === drives.length, 'drive ids must be unique')
-    .refine((drives) => drives.filter((d) => d.root).length <= 1, 'at most one drive can be the root device'),
-  network: NetworkSchema.default({ mode: 'none' }),
-});
+export const VmConfigSchema = z
+  .object({
+    cpus: z.number().int().min(1).max(64).default(1),
+    memoryMiB: z.number().int().min(64).max(65536).default(256),
+    kernel: hostPath('kernel must be a path to a kernel image'),
+    initrd: hostPath('initrd must be a path to an initramfs'),
+    kernelArgs: z.array(kernelArg).max(64).default([]),
+    arch: z.enum(ARCHES).default(hostArch() ?? 'x86_64'),
+    accelerator: z.enum(ACCELERATORS).optional(),
+    bootTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+    drives: z
+      .array(DriveSchema)
+      .max(MAX_DRIVES)
+      .default([])
+      .refine((drives) => new Set(drives.map((d) => d.id)).size === drives.length, 'drive ids must be unique')
+      .refine((drives) => drives.filter((d) => d.root).length <= 1, 'at most one drive can be the root device'),
+    network: NetworkSchema.default({ mode: 'none' }),
+    shares: z
+      .array(ShareSchema)
+      .max(4)
+      .default([])
+      .refine((shares) => new Set(shares.map((s) => s.tag)).size === shares.length, 'share tags must be unique'),
+  })
+  .refine((config) => config.drives.length + config.shares.length + (hasNic(config.network) ? 1 : 0) <= MAX_DEVICES, {
+    message: `drives, shares and a NIC together take at most ${MAX_DEVICES} virtio devices`,
+  });
 
 export type VmConfigInput = z.input<typeof VmConfigSchema>;
 export type VmConfig = z.output<typeof VmConfigSchema>;

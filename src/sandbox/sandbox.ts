@@ -110,6 +110,7 @@ export class Sandbox implements AsyncDisposable {
       arch: checked.arch,
       bootTimeoutMs: checked.bootTimeoutMs,
       drives: storage.drives,
+      shares: storage.shares,
       network: checked.network,
     });
     const instance = await backend.spawn(config, { detached: checked.detached });

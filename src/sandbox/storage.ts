@@ -1,15 +1,18 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
 import { BOOT_ARG } from '../channel/protocol.js';
-import { type DriveSchema, attachOrder } from '../core/config.js';
+import { type DriveSchema, type ShareSchema, attachOrder } from '../core/config.js';
 import { InvalidArgumentError } from '../core/errors.js';
 
 type DriveInput = z.input<typeof DriveSchema>;
+type ShareInput = z.input<typeof ShareSchema>;
 
 /** The drive ids jitvm gives the disks it attaches for `rootfs` and `volumes`; user drives may not take them. */
 export const STORAGE_DRIVE = { ROOT: 'jitvm_root', OVERLAY: 'jitvm_overlay', VOLUME_PREFIX: 'jitvm_vol' } as const;
+/** The virtio-fs tag prefix of shared host directories. */
+const SHARE_PREFIX = 'jitvm_share';
 
 const MAX_MIB = 1_048_576;
 
@@ -35,14 +38,23 @@ const GuestMountPath = z
   .regex(/^\/[^\s"'\\]+$/, 'a mount path is absolute, without spaces, quotes or backslashes')
   .refine((path) => !path.split('/').includes('..'), 'a mount path may not contain `..`');
 
-/** An extra ext4 disk image mounted at `path` in the guest, read-only unless `readOnly: false`. */
-export const VolumeSchema = z
-  .object({ image: z.string().min(1), path: GuestMountPath, readOnly: z.boolean().default(true) })
-  .strict();
+/**
+ * Mounted at `path` in the guest, read-only unless `readOnly: false`: an ext4 disk `image` (any backend), or a host
+ * directory `hostDir` shared over virtio-fs (QEMU on Linux through virtiofsd, vfkit; not Firecracker).
+ */
+export const VolumeSchema = z.union([
+  z.object({ image: z.string().min(1), path: GuestMountPath, readOnly: z.boolean().default(true) }).strict(),
+  z.object({ hostDir: z.string().min(1), path: GuestMountPath, readOnly: z.boolean().default(true) }).strict(),
+]);
+type Volume = z.output<typeof VolumeSchema>;
 
-/** What the storage options add to a VM config: drives and the boot arguments that tell the agent what they are. */
+/**
+ * What the storage options add to a VM config: drives, host directory shares, and the boot arguments that tell the
+ * agent what they are.
+ */
 export interface StoragePlan {
   readonly drives: DriveInput[];
+  readonly shares: ShareInput[];
   readonly kernelArgs: string[];
 }
 
@@ -80,21 +92,39 @@ export function storagePlan(options: {
   const reserved = own.find((drive) => drive.id.startsWith('jitvm_'));
   if (reserved) throw new InvalidArgumentError(`drive id ${reserved.id}: ids starting with jitvm_ are jitvm's own`);
   const root = options.rootfs ? rootfsDrives(options.rootfs) : { drives: [], kernelArgs: [] };
-  const volumes = (options.volumes ?? []).map((volume, index) => {
-    const id = `${STORAGE_DRIVE.VOLUME_PREFIX}${index}`;
-    const drive: DriveInput = { id, path: existingImage(volume.image, 'volume image'), readOnly: volume.readOnly };
-    return { drive, arg: `${BOOT_ARG.MOUNT}=blk:${id}:${volume.readOnly ? 'ro' : 'rw'}:${volume.path}` };
-  });
-  const added = [...root.drives, ...volumes.map((volume) => volume.drive)];
-  if (added.length === 0) return { drives: [...own], kernelArgs: [] };
+  const volumes = (options.volumes ?? []).map((volume, index) => volumeParts(volume, index));
+  const added = [...root.drives, ...volumes.flatMap((volume) => volume.drives)];
+  const shares = volumes.flatMap((volume) => volume.shares);
+  if (added.length === 0 && shares.length === 0) return { drives: [...own], shares, kernelArgs: [] };
   const drives = [...added, ...own];
   const order = attachOrder(drives.map((drive) => ({ id: drive.id, root: drive.root ?? false })));
   return {
     drives,
+    shares,
     kernelArgs: [
       ...root.kernelArgs,
       ...volumes.map((volume) => volume.arg),
-      `${BOOT_ARG.DRIVES}=${order.map((drive) => drive.id).join(',')}`,
+      ...(added.length > 0 ? [`${BOOT_ARG.DRIVES}=${order.map((drive) => drive.id).join(',')}`] : []),
     ],
   };
+}
+
+function volumeParts(volume: Volume, index: number): { drives: DriveInput[]; shares: ShareInput[]; arg: string } {
+  const mode = volume.readOnly ? 'ro' : 'rw';
+  if ('hostDir' in volume) {
+    const tag = `${SHARE_PREFIX}${index}`;
+    const share = { tag, path: existingDir(volume.hostDir), readOnly: volume.readOnly };
+    return { drives: [], shares: [share], arg: `${BOOT_ARG.MOUNT}=virtiofs:${tag}:${mode}:${volume.path}` };
+  }
+  const id = `${STORAGE_DRIVE.VOLUME_PREFIX}${index}`;
+  const drive = { id, path: existingImage(volume.image, 'volume image'), readOnly: volume.readOnly };
+  return { drives: [drive], shares: [], arg: `${BOOT_ARG.MOUNT}=blk:${id}:${mode}:${volume.path}` };
+}
+
+function existingDir(path: string): string {
+  const absolute = resolve(path);
+  if (!existsSync(absolute) || !statSync(absolute).isDirectory()) {
+    throw new InvalidArgumentError(`volume hostDir ${absolute} is not a directory on this host`);
+  }
+  return absolute;
 }

@@ -59,6 +59,7 @@ it('on this host, without a firecracker binary, reports the backend unavailable 
       bootTimeoutMs: 1000,
       drives: [],
       network: { mode: 'none' },
+      shares: [],
     }),
     /the firecracker backend cannot run here: firecracker \(\/nonexistent\/firecracker\) does not exist/,
   );

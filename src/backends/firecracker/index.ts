@@ -359,6 +359,12 @@ function checkConfig(config: VmConfig): void {
   if (config.accelerator && config.accelerator !== 'kvm') {
     throw new InvalidArgumentError(`Firecracker always uses KVM; accelerator ${config.accelerator} is not possible`);
   }
+  if (config.shares.length > 0) {
+    throw new JitvmError(
+      'unsupported',
+      'Firecracker has no virtio-fs, so host directories cannot be shared; attach an ext4 volume image instead',
+    );
+  }
   if (config.network.mode === 'nat') {
     throw new JitvmError(
       'unsupported',

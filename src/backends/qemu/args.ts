@@ -7,6 +7,7 @@ import {
   type TokenBucket,
   type VmConfig,
   attachOrder,
+  hasNic,
 } from '../../core/config.js';
 import { driveFile } from '../scratch-disk.js';
 import { AGENT_CHANNEL_ARG, AGENT_PORT_NAME, BOOT_ARG } from '../../channel/protocol.js';
@@ -20,6 +21,7 @@ import { platformPath } from '../../core/paths.js';
 import { optionValue, qmpArgs, serverChardev } from './chardev.js';
 import { type GuestRam, RAM_MACHINE_OPTION, ramArgs } from './guest-ram.js';
 import { type MachineProfile, machineProfile, virtioDevice } from './machine.js';
+import { shareArgs } from './virtiofs.js';
 
 /** The files and endpoints of one VM's runtime dir that appear on QEMU's command line. */
 export interface QemuPaths {
@@ -32,6 +34,8 @@ export interface QemuPaths {
   readonly consoleLog: string;
   /** QEMU's own stderr (start-up errors); not on the command line but kept with the others. */
   readonly vmmLog: string;
+  /** The runtime dir itself (virtiofsd's sockets live there). */
+  readonly runtimeDir: string;
 }
 
 /**
@@ -52,6 +56,7 @@ export function runtimePaths(
     agentSocket: endpoint('agent'),
     consoleLog: paths.join(runtimeDir, 'console.log'),
     vmmLog: paths.join(runtimeDir, 'vmm.log'),
+    runtimeDir,
   };
 }
 
@@ -171,7 +176,7 @@ function netdev(network: Extract<Network, { mode: 'nat' | 'tap' }>): string {
  * QEMU's netdev throttling has no rx/tx split: TAP rate limits are refused before this.
  */
 function networkArgs(network: Network, profile: MachineProfile): string[] {
-  if (network.mode !== 'nat' && network.mode !== 'tap') return [];
+  if (!hasNic(network)) return [];
   const device = [
     virtioDevice('net', profile.virtioBus),
     'netdev=net0',
@@ -207,6 +212,7 @@ export function buildQemuArgs(launch: QemuLaunch): string[] {
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
     ...driveArgs(config.drives, profile, launch.overlays),
     ...networkArgs(config.network, profile),
+    ...shareArgs(config.shares, paths.runtimeDir, profile.virtioBus),
     ...(launch.incoming ? ['-S', '-incoming', 'defer'] : []),
     ...(launch.seccomp
       ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']

@@ -24,6 +24,7 @@ import { qemuHasSeccomp } from './features.js';
 import { createOverlays } from './disk-overlay.js';
 import { type GuestRam, ramDirFor, ramFileIn } from './guest-ram.js';
 import { QemuInstance } from './instance.js';
+import { startVirtiofsd } from './virtiofs.js';
 import { checkRestorable } from './snapshot.js';
 import { machineProfile } from './machine.js';
 import { acceleratorFailureHint, qemuFound, qemuMissing, tcgWarning } from './probe-report.js';
@@ -169,7 +170,20 @@ export class QemuHypervisor implements Hypervisor {
       incoming: plan.incomingState !== undefined,
       overlays: plan.overlays,
     });
-    const child = await spawnVmm(binary, args, { cwd: runtimeDir, detached, stderrPath: paths.vmmLog });
+    if (config.shares.length > 0 && !plan.ram) {
+      throw new JitvmError(
+        'unsupported',
+        'virtio-fs shares need the guest RAM in a shared file (/dev/shm on Linux), which this VM cannot have: ' +
+          `/dev/shm is too small for ${config.memoryMiB} MiB, or this host is not Linux`,
+      );
+    }
+    const daemons = await startVirtiofsd(config.shares, runtimeDir, detached);
+    const child = await spawnVmm(binary, args, { cwd: runtimeDir, detached, stderrPath: paths.vmmLog }).catch(
+      (error: unknown) => {
+        for (const daemon of daemons) daemon.kill('SIGKILL');
+        throw error;
+      },
+    );
     const pid = child.pid;
     const machine = machineProfile(config.arch, accelerator);
     const version = (await this.probe()).version;

@@ -37,6 +37,13 @@ export async function writeQemuSnapshot(
   runtimeDir: string,
   dir: string,
 ): Promise<VmSnapshot> {
+  if (source.config.shares.length > 0) {
+    throw new JitvmError(
+      'unsupported',
+      'a VM with virtio-fs shares cannot be snapshotted: QEMU cannot migrate vhost-user-fs devices (the share lives ' +
+        'in virtiofsd, outside the VM); use a volume image instead of a host directory',
+    );
+  }
   await mkdir(dir, { mode: 0o700 });
   await saveDeviceState(qmp, join(runtimeDir, 'migrate.sock'), join(dir, QEMU_SNAPSHOT_FILES.state), SAVE_TIMEOUT_MS);
   // A reflink where the filesystem can (instant, shared blocks), else a plain copy.

@@ -93,6 +93,24 @@ function driveDevice(drive: Drive): string {
 }
 
 /**
+ * Each share as `virtio-fs,sharedDir=…,mountTag=…`. vfkit offers no read-only virtio-fs, so a read-only share is
+ * refused rather than silently made writable.
+ */
+function shareDevices(config: VmConfig): string[] {
+  return config.shares.flatMap((share) => {
+    if (share.readOnly) {
+      throw new JitvmError(
+        'unsupported',
+        `the vz backend cannot share ${share.path} read-only: vfkit's virtio-fs has no read-only mode; pass ` +
+          'readOnly: false to share it writable, or attach an ext4 volume image',
+      );
+    }
+    const dir = optionValue(`share ${share.tag}'s path`, share.path);
+    return ['--device', `virtio-fs,sharedDir=${dir},mountTag=${share.tag}`];
+  });
+}
+
+/**
  * The network device, when the config asks for one vfkit can give: NAT (`virtio-net,nat`, Virtualization.framework's
  * VZNATNetworkDeviceAttachment). A host TAP device, which macOS does not have, is refused, never dropped; allowlist
  * mode needs no NIC.
@@ -132,6 +150,7 @@ export function buildVfkitArgs(config: VmConfig, paths: VfkitPaths): string[] {
     '--bootloader',
     bootloader,
     ...attachOrder(config.drives).flatMap((drive) => ['--device', driveDevice(drive)]),
+    ...shareDevices(config),
     ...networkDevices(config).flatMap((device) => ['--device', device]),
     '--device',
     `virtio-vsock,port=${AGENT_VSOCK_PORT},socketURL=${vsock},connect`,
