@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { ARCHES, DriveSchema, NetworkSchema } from '../core/config.js';
-// PORTS-PENDING import { PortForwardSchema } from './ports.js';
+import { PortForwardSchema } from './ports.js';
 import { RootfsSchema, VolumeSchema } from './storage.js';
 import type { Hypervisor } from '../core/hypervisor.js';
+import type { EgressDecision } from '../network/egress-options.js';
 import type { Pool } from './pool.js';
 
 /** What `Sandbox.create()` accepts. Unset fields get the VmConfig defaults; kernel/initrd default to the built image. */
@@ -24,7 +25,7 @@ export const SandboxOptionsSchema = z.object({
   /** Extra disk images mounted in the guest, read-only unless `readOnly: false`. */
   volumes: z.array(VolumeSchema).max(4).optional(),
   /** Guest TCP ports published on the host's 127.0.0.1 (`host: 0` or absent: any free port); see `getHost`. */
-  // PORTS-PENDING ports: z.array(PortForwardSchema).max(32).optional(),
+  ports: z.array(PortForwardSchema).max(32).optional(),
   /** Keep the VM running after this process exits (CLI `create`); `Sandbox.connect(id)` reaches it later. */
   detached: z.boolean().optional(),
   /** Start from this stored snapshot (see `sandbox.snapshot()`) instead of booting: its config comes with it. */
@@ -52,6 +53,8 @@ export type SandboxOptions = z.input<typeof SandboxOptionsSchema> & {
   signal?: AbortSignal;
   /** Progress of a first-use image build. */
   onImageProgress?: (progress: { step: string; message: string; done?: boolean }) => void;
+  /** Told every allow/deny verdict of the allowlist proxy (network mode `allowlist`). */
+  onEgressDecision?: (decision: EgressDecision) => void;
   /** Take the sandbox from this warm pool (`Pool.start`); the pool fixes the VM, so no other VM option may be given. */
   pool?: Pool;
 };

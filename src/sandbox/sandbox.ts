@@ -1,7 +1,7 @@
 import { AgentConnection } from '../channel/client.js';
 import { setIdentity } from '../channel/identity.js';
 import { Capability, MsgType } from '../channel/protocol.js';
-import { parseVmConfig, parseWith } from '../core/config.js';
+import { type VmConfig, VmConfigSchema, parseVmConfig, parseWith } from '../core/config.js';
 import { InvalidArgumentError, JitvmError } from '../core/errors.js';
 import { beforeDeadline } from '../core/process.js';
 import type { Hypervisor, VmInstance } from '../core/hypervisor.js';
@@ -15,6 +15,9 @@ import { SandboxFiles } from './files.js';
 import { BOOT_ONLY_OPTIONS, type SandboxOptions, SandboxOptionsSchema } from './options.js';
 import { restoreFromStore, takeSnapshot } from './snapshots.js';
 import { storagePlan } from './storage.js';
+import { type CommandDefaults, commandDefaults, withDefaults } from './command-defaults.js';
+import { SandboxNetwork, type SandboxNetworkOptions, checkNetwork } from './network.js';
+import type { PublishedPort, PortForwardInput } from './ports.js';
 import type { OpenedSnapshot } from '../snapshot/compat.js';
 import type { Pool } from './pool.js';
 
@@ -58,6 +61,8 @@ function takeFromPool(pool: Pool, { pool: _pool, signal, ...rest }: SandboxOptio
 export class Sandbox implements AsyncDisposable {
   readonly files: SandboxFiles;
   private destroyed: Promise<void> | undefined;
+  private network: SandboxNetwork | undefined;
+  private defaults: CommandDefaults = { env: {} };
 
   private constructor(
     readonly instance: VmInstance,
@@ -67,12 +72,33 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /**
+   * A Sandbox for a VM whose agent answers: its network's host side started (published ports, the allowlist proxy)
+   * and its command defaults read. On failure the VM is killed.
+   */
+  private static async ready(
+    instance: VmInstance,
+    connection: AgentConnection,
+    config: VmConfig,
+    options: SandboxNetworkOptions,
+  ): Promise<Sandbox> {
+    const sandbox = new Sandbox(instance, connection);
+    try {
+      sandbox.network = await SandboxNetwork.start(connection, sandbox.files, config.network, options);
+      sandbox.defaults = await commandDefaults(config, sandbox.network.commandEnv());
+      return sandbox;
+    } catch (error) {
+      await sandbox.destroy();
+      throw error;
+    }
+  }
+
+  /**
    * Boots a VM and waits for its agent. Rejects with SandboxBootError (console tail included) if it never answers.
    * With `pool`, takes a ready sandbox from the warm pool instead (`pool.acquire`).
    */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     if (options.pool) return takeFromPool(options.pool, options);
-    const { signal, onImageProgress, hypervisor, ...rest } = options;
+    const { signal, onImageProgress, hypervisor, onEgressDecision, ...rest } = options;
     const checked = parseWith(SandboxOptionsSchema, rest, 'invalid sandbox options');
     if (hypervisor && checked.backend && checked.backend !== hypervisor.name) {
       throw new InvalidArgumentError(
@@ -92,7 +118,8 @@ export class Sandbox implements AsyncDisposable {
         detached: checked.detached,
         timeoutMs: checked.bootTimeoutMs ?? RESTORE_TIMEOUT_MS,
       });
-      return new Sandbox(restored!.instance, restored!.connection);
+      const { instance, connection, config } = restored!;
+      return Sandbox.ready(instance, connection, config, { ports: checked.ports, onEgressDecision, fresh: false });
     }
     const backend = hypervisor ?? (await selectBackend(checked.backend, checked.arch));
     // The built guest image of the guest's architecture supplies whichever of kernel and initrd the caller did not.
@@ -113,16 +140,18 @@ export class Sandbox implements AsyncDisposable {
       shares: storage.shares,
       network: checked.network,
     });
+    checkNetwork(config.network);
     const instance = await backend.spawn(config, { detached: checked.detached });
+    let connection: AgentConnection;
     try {
-      const connection = await connectAgentWithin(instance, config.bootTimeoutMs, signal);
+      connection = await connectAgentWithin(instance, config.bootTimeoutMs, signal);
       // Under emulation, with no hardware RNG, a fresh guest's RNG takes minutes to be ready: seed it, set its clock.
       if (connection.hasCapability(Capability.IDENTITY)) await setIdentity(connection, { hostname: instance.id });
-      return new Sandbox(instance, connection);
     } catch (error) {
       await instance.kill();
       throw error;
     }
+    return Sandbox.ready(instance, connection, config, { ports: checked.ports, onEgressDecision, fresh: true });
   }
 
   /**
@@ -139,19 +168,24 @@ export class Sandbox implements AsyncDisposable {
       hypervisor: options.hypervisor,
       timeoutMs: options.timeoutMs ?? RESTORE_TIMEOUT_MS,
     });
-    return restored.map(({ instance, connection }) => new Sandbox(instance, connection));
+    return Promise.all(
+      restored.map(({ instance, connection, config }) => Sandbox.ready(instance, connection, config, { fresh: false })),
+    );
   }
 
   /** Re-attaches to a detached sandbox by id (from `jitvm create` or `detach()`). */
   static async connect(id: string): Promise<Sandbox> {
     const record = readVmRecord(id);
     const instance = await backendByName(record.backend).attach(id);
+    let connection: AgentConnection;
     try {
-      return new Sandbox(instance, await reconnectAgent(instance, RECONNECT_TIMEOUT_MS));
+      connection = await reconnectAgent(instance, RECONNECT_TIMEOUT_MS);
     } catch (error) {
       instance.release();
       throw error;
     }
+    const config = parseWith(VmConfigSchema, record.config, `the record of sandbox ${id}`);
+    return Sandbox.ready(instance, connection, config, { fresh: false });
   }
 
   get id(): string {
@@ -160,7 +194,7 @@ export class Sandbox implements AsyncDisposable {
 
   /** Runs a command to completion and returns its exit code and output. A non-zero exit is not an error. */
   async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
-    return runCommand(this.liveConnection(), command, options);
+    return runCommand(this.liveConnection(), command, withDefaults(this.defaults, options));
   }
 
   /**
@@ -168,7 +202,31 @@ export class Sandbox implements AsyncDisposable {
    * `options.stdin` or by `sendStdin` until `closeStdin`, as with Node's child_process.spawn.
    */
   spawn(command: Command, options: SpawnOptions = {}): CommandHandle {
-    return CommandHandle.start(this.liveConnection(), command, options, true);
+    return CommandHandle.start(this.liveConnection(), command, withDefaults(this.defaults, options), true);
+  }
+
+  /**
+   * `127.0.0.1:<host port>` where the host reaches guest TCP port `guestPort` (published with the `ports` option or
+   * `publishPort`); refuses a port that is not published.
+   */
+  getHost(guestPort: number): string {
+    const host = this.liveNetwork().ports.hostPort(guestPort);
+    if (host === undefined) {
+      throw new InvalidArgumentError(
+        `guest port ${guestPort} is not published; pass it in \`ports\` or call publishPort`,
+      );
+    }
+    return `127.0.0.1:${host}`;
+  }
+
+  /** Publishes guest TCP port `guest` on the host's 127.0.0.1 (`host` 0 or absent: a free port); resolves with it. */
+  publishPort(forward: PortForwardInput): Promise<number> {
+    return this.liveNetwork().ports.publish(forward);
+  }
+
+  /** The published ports: guest port and the host port on 127.0.0.1 that reaches it. */
+  get ports(): PublishedPort[] {
+    return this.network?.ports.list() ?? [];
   }
 
   /** Round trip to the agent, in milliseconds. */
@@ -220,6 +278,7 @@ export class Sandbox implements AsyncDisposable {
   detach(): void {
     // First, so a backend that cannot leave a VM running (QEMU on Windows) refuses before anything is closed.
     this.instance.release();
+    void this.network?.close();
     this.connection.close();
   }
 
@@ -241,8 +300,15 @@ export class Sandbox implements AsyncDisposable {
       }
       await this.instance.stop({ timeoutMs: GRACEFUL_STOP_TIMEOUT_MS });
     }
+    await this.network?.close();
     this.connection.close();
     await this.instance.kill();
+  }
+
+  private liveNetwork(): SandboxNetwork {
+    this.liveConnection();
+    if (!this.network) throw new JitvmError('internal', `sandbox ${this.id} has no network state`);
+    return this.network;
   }
 
   private liveConnection(): AgentConnection {

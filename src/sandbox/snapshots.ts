@@ -4,6 +4,7 @@
  */
 import type { AgentConnection } from '../channel/client.js';
 import { setIdentity } from '../channel/identity.js';
+import type { VmConfig } from '../core/config.js';
 import type { Hypervisor, VmInstance } from '../core/hypervisor.js';
 import { backendByName } from '../backends/index.js';
 import type { OpenedSnapshot } from '../snapshot/compat.js';
@@ -14,6 +15,8 @@ import { reconnectAgent } from './boot.js';
 export interface RestoredVm {
   readonly instance: VmInstance;
   readonly connection: AgentConnection;
+  /** The snapshot's VM config, which the restored VM has. */
+  readonly config: VmConfig;
 }
 
 /** Where and how to start VMs from a stored snapshot. */
@@ -73,7 +76,7 @@ async function restoreOne(
     connection = await reconnectAgent(instance, options.timeoutMs);
     // Before anything else runs in the clone: its own random bytes, the right time, its own name.
     await setIdentity(connection, { hostname: instance.id });
-    return { instance, connection };
+    return { instance, connection, config: snapshot.config };
   } catch (error) {
     connection?.close();
     await instance.kill();
