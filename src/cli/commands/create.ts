@@ -2,14 +2,17 @@ import type { Command } from 'commander';
 import { Sandbox } from '../../sandbox/sandbox.js';
 import { type VmFlags, addVmFlags, sandboxOptionsFrom } from '../flags.js';
 import { imageProgressPrinter } from '../progress.js';
+import { type SandboxFlags, addSandboxFlags, sandboxFlagOptions } from '../sandbox-flags.js';
 
 export function registerCreate(program: Command): void {
   const command = program
     .command('create')
     .description('start a detached sandbox that outlives this command, and print its id');
-  addVmFlags(command).action(async (flags: VmFlags) => {
+  // No --publish: a published port lives in the process holding the sandbox, and this one exits at once.
+  addSandboxFlags(addVmFlags(command), { publish: false }).action(async (flags: VmFlags & SandboxFlags) => {
     const sandbox = await Sandbox.create({
       ...sandboxOptionsFrom(flags),
+      ...sandboxFlagOptions(flags),
       detached: true,
       onImageProgress: imageProgressPrinter(),
     });
