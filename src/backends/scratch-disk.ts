@@ -35,8 +35,7 @@ async function makeScratchDisk(path: string, sizeMiB: number): Promise<void> {
 export function withScratchPaths(config: VmConfig, runtimeDir: string): AttachedVmConfig {
   const drives = config.drives.map((drive): AttachedDrive => {
     if (drive.path !== undefined) return { ...drive, path: drive.path };
-    const { sizeMiB: _size, ...attached } = drive;
-    return { ...attached, path: scratchDiskPath(runtimeDir, drive.id) };
+    return { ...drive, sizeMiB: undefined, path: scratchDiskPath(runtimeDir, drive.id) };
   });
   return { ...config, drives };
 }
