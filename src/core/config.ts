@@ -2,6 +2,9 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
+import { ALLOWLIST_FORMS, parseAllowEntry } from '../network/allowlist.js';
+import { normalizeDomainName } from '../network/domain-name.js';
+import { parseIpAddress } from '../network/ip-address.js';
 
 export const ARCHES = ['x86_64', 'aarch64'] as const;
 export type Arch = (typeof ARCHES)[number];
@@ -77,18 +80,31 @@ export function attachOrder<T extends Pick<Drive, 'root'>>(drives: readonly T[])
   return [...drives.filter((drive) => drive.root), ...drives.filter((drive) => !drive.root)];
 }
 
-/** Host names the guest's lookups of which go to the given address instead of DNS (`allowed.test` → `127.0.0.1`). */
+/**
+ * Host names the guest's lookups of which go to the given address instead of DNS (`allowed.test` → `127.0.0.1`):
+ * the guest's /etc/hosts in nat mode, the proxy's resolver in allowlist mode.
+ */
 export const HostsSchema = z
   .record(
     z
       .string()
-      .regex(
-        /^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/,
-        'a host name is dot-separated labels of letters, digits, `-` and `_`',
-      ),
-    z.union([z.ipv4(), z.ipv6()], { error: 'a hosts entry maps a name to an IPv4 or IPv6 address' }),
+      .refine((name) => normalizeDomainName(name) !== undefined, 'a hosts key is a host name like api.example.test'),
+    z.string().refine((ip) => parseIpAddress(ip) !== undefined, 'a hosts entry maps a name to an IP address, no port'),
   )
   .refine((hosts) => Object.keys(hosts).length <= 256, 'at most 256 hosts entries');
+
+/** Allowlist entries: each must be a name, a `*.` wildcard, an IP address or a CIDR (src/network/allowlist.ts). */
+const AllowEntriesSchema = z
+  .array(
+    z.string().superRefine((entry, ctx) => {
+      const parsed = parseAllowEntry(entry);
+      if (typeof parsed === 'string') {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)}: ${parsed}; use ${ALLOWLIST_FORMS}` });
+      }
+    }),
+  )
+  .min(1, 'an allowlist needs at least one entry')
+  .max(256);
 
 const MacSchema = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address looks like 06:00:ac:10:00:02');
 
@@ -107,7 +123,7 @@ export const NetworkSchema = z.discriminatedUnion('mode', [
   z
     .object({
       mode: z.literal('allowlist'),
-      allow: z.array(z.string().min(1).max(253)).min(1).max(256),
+      allow: AllowEntriesSchema,
       hosts: HostsSchema.optional(),
     })
     .strict(),

@@ -17,11 +17,6 @@ export interface SandboxNetworkOptions {
   readonly fresh: boolean;
 }
 
-/** Checks an allowlist network's entries up front, before a VM is started for it (InvalidArgumentError). */
-export function checkNetwork(network: Network): void {
-  if (network.mode === 'allowlist') compileEgressPolicy({ allow: network.allow, hosts: network.hosts });
-}
-
 /** /etc/hosts lines for the guest: the loopback names, then the caller's entries. */
 function hostsFile(existing: string, hosts: Readonly<Record<string, string>>): string {
   const lines = Object.entries(hosts).map(([name, address]) => `${address}\t${name}`);

@@ -16,7 +16,7 @@ import { BOOT_ONLY_OPTIONS, type SandboxOptions, SandboxOptionsSchema } from './
 import { restoreFromStore, takeSnapshot } from './snapshots.js';
 import { storagePlan } from './storage.js';
 import { type CommandDefaults, commandDefaults, withDefaults } from './command-defaults.js';
-import { SandboxNetwork, type SandboxNetworkOptions, checkNetwork } from './network.js';
+import { SandboxNetwork, type SandboxNetworkOptions } from './network.js';
 import type { PublishedPort, PortForwardInput } from './ports.js';
 import type { OpenedSnapshot } from '../snapshot/compat.js';
 import type { Pool } from './pool.js';
@@ -140,7 +140,6 @@ export class Sandbox implements AsyncDisposable {
       shares: storage.shares,
       network: checked.network,
     });
-    checkNetwork(config.network);
     const instance = await backend.spawn(config, { detached: checked.detached });
     let connection: AgentConnection;
     try {
