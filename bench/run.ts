@@ -20,6 +20,7 @@ import { snapshotSamples } from './snapshot.js';
 import { launchRawVm, rawBootToFirstByte, rawCommand, readExactly } from './raw-vm.js';
 import { alternateColdStarts, coldCycle } from './cold.js';
 import { type Summary, summarize, timeEach } from './stats.js';
+import { egressSamples, publishedPortSamples, rootfsColdStarts } from './network-storage.js';
 
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 const EXEC_RUNS = 200;
@@ -193,6 +194,37 @@ async function snapshotRows(): Promise<Row[]> {
   ];
 }
 
+/** Rootfs boots, the allowlist proxy against NAT, and published ports (docs/network.md, docs/storage.md). */
+async function networkStorageRows(dir: string): Promise<Row[]> {
+  const base = { backend: 'qemu', bootTimeoutMs: BOOT_TIMEOUT_MS };
+  const rootfs = await rootfsColdStarts(COLD_RUNS, dir, base);
+  const egress = await egressSamples(base);
+  const ports = await publishedPortSamples(base);
+  const bytes = 16 * 1024 * 1024;
+  return [
+    row('rootfs image + disk overlay cold start vs initramfs cold start', 'ms', rootfs.jitvm, rootfs.raw),
+    row(
+      'guest wget, small response: allowlist proxy vs QEMU NAT (exec included)',
+      'ms',
+      egress.small.jitvm,
+      egress.small.raw,
+    ),
+    row(
+      'guest wget 16 MiB: allowlist proxy vs QEMU NAT',
+      'MiB/s',
+      egress.big.jitvm.map(mibPerSecond(bytes)),
+      egress.big.raw?.map(mibPerSecond(bytes)),
+    ),
+    row('host GET through a published port, small response', 'ms', ports.small.jitvm),
+    row(
+      'host GET 16 MiB through a published port vs files.read of the same file',
+      'MiB/s',
+      ports.big.jitvm.map(mibPerSecond(bytes)),
+      ports.big.raw?.map(mibPerSecond(bytes)),
+    ),
+  ];
+}
+
 /** Firecracker's cold start where it can run here; else one line saying why it was skipped. */
 async function firecrackerRows(image: { kernel: string; initrd: string }): Promise<Row[]> {
   const hypervisor = new FirecrackerHypervisor();
@@ -255,7 +287,12 @@ async function main(): Promise<void> {
         raw.fileDownload.map(mibPerSecond(bytes)),
       ),
     ];
-    rows.push(...(await snapshotRows()), ...(await aarch64Rows()), ...(await firecrackerRows(image)));
+    rows.push(
+      ...(await snapshotRows()),
+      ...(await networkStorageRows(dir)),
+      ...(await aarch64Rows()),
+      ...(await firecrackerRows(image)),
+    );
     printTable(rows);
     console.log(JSON.stringify({ accelerator: accelerator.accelerator, date: new Date().toISOString(), rows }));
   } finally {

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 /** Applets a minimal root filesystem links to busybox. */
 const APPLETS = [
   'sh',
+  'true',
+  'head',
   'cat',
   'ls',
   'echo',
