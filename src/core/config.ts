@@ -84,14 +84,22 @@ export function attachOrder<T extends Pick<Drive, 'root'>>(drives: readonly T[])
  * Host names the guest's lookups of which go to the given address instead of DNS (`allowed.test` → `127.0.0.1`):
  * the guest's /etc/hosts in nat mode, the proxy's resolver in allowlist mode.
  */
-export const HostsSchema = z
-  .record(
-    z
-      .string()
-      .refine((name) => normalizeDomainName(name) !== undefined, 'a hosts key is a host name like api.example.test'),
-    z.string().refine((ip) => parseIpAddress(ip) !== undefined, 'a hosts entry maps a name to an IP address, no port'),
-  )
-  .refine((hosts) => Object.keys(hosts).length <= 256, 'at most 256 hosts entries');
+export const HostsSchema = z.record(z.string(), z.string()).transform((hosts, ctx) => {
+  const entries = Object.entries(hosts);
+  if (entries.length > 256) ctx.addIssue({ code: 'custom', message: 'at most 256 hosts entries' });
+  const normalized: Record<string, string> = {};
+  for (const [name, ip] of entries) {
+    const address = parseIpAddress(ip);
+    if (normalizeDomainName(name) === undefined) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'not a host name (labels of letters, digits, `-`, `_`)' });
+    } else if (address === undefined) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `${JSON.stringify(ip)} is not an IP address (no port)` });
+    } else {
+      normalized[name] = address.text;
+    }
+  }
+  return normalized;
+});
 
 /** Allowlist entries: each must be a name, a `*.` wildcard, an IP address or a CIDR (src/network/allowlist.ts). */
 const AllowEntriesSchema = z

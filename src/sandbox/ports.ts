@@ -4,6 +4,7 @@ import { z } from 'zod';
 
 import { openTcp } from '../channel/tcp.js';
 import type { AgentConnection } from '../channel/client.js';
+import { parseWith } from '../core/config.js';
 import { InvalidArgumentError } from '../core/errors.js';
 
 const Port = z.number().int().min(1).max(65535);
@@ -26,26 +27,34 @@ export interface PublishedPort {
  * guest port with nothing listening closes the host connection at once.
  */
 export class PortForwards {
-  private readonly servers = new Map<number, { server: Server; host: number }>();
+  /** By guest port; `host` is undefined while the listener is still being opened. */
+  private readonly servers = new Map<number, { server: Server; host: number | undefined }>();
   private readonly sockets = new Set<Socket>();
 
   constructor(private readonly connection: () => AgentConnection) {}
 
   /** Publishes `guest` on 127.0.0.1:`host` (0: a free port) and resolves with the port the host listens on. */
   async publish(forward: PortForwardInput): Promise<number> {
-    const { guest, host } = PortForwardSchema.parse(forward);
+    const { guest, host } = parseWith(PortForwardSchema, forward, 'invalid port forward');
     if (this.servers.has(guest)) throw new InvalidArgumentError(`guest port ${guest} is already published`);
     const server = createServer((socket) => this.forward(socket, guest));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) =>
-        reject(
-          error.code === 'EADDRINUSE'
-            ? new InvalidArgumentError(`host port ${host} is in use on 127.0.0.1; pass host: 0 for a free one`)
-            : error,
-        ),
-      );
-      server.listen({ host: '127.0.0.1', port: host, exclusive: true }, resolve);
-    });
+    // Reserved before listening, so a second publish of the same port refuses instead of racing this one.
+    this.servers.set(guest, { server, host: undefined });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (error: NodeJS.ErrnoException) =>
+          reject(
+            error.code === 'EADDRINUSE'
+              ? new InvalidArgumentError(`host port ${host} is in use on 127.0.0.1; pass host: 0 for a free one`)
+              : error,
+          ),
+        );
+        server.listen({ host: '127.0.0.1', port: host, exclusive: true }, resolve);
+      });
+    } catch (error) {
+      this.servers.delete(guest);
+      throw error;
+    }
     const bound = (server.address() as AddressInfo).port;
     this.servers.set(guest, { server, host: bound });
     return bound;
@@ -58,7 +67,7 @@ export class PortForwards {
 
   /** Every published port. */
   list(): PublishedPort[] {
-    return [...this.servers].map(([guest, { host }]) => ({ guest, host }));
+    return [...this.servers].flatMap(([guest, { host }]) => (host === undefined ? [] : [{ guest, host }]));
   }
 
   /** Stops listening and drops every forwarded connection. */

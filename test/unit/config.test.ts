@@ -71,7 +71,7 @@ describe('VM config', () => {
     refused({ drives: [{ id: 'a', path: '/1', rateLimiter: {} }] }, /needs `bandwidth`, `ops` or both/);
     refused({ drives: [{ id: 'a', path: '/1', cache: 'x' }] }, /drives\.0/);
     refused({ network: { mode: 'tap', tap: 'a-name-longer-than-15' } }, /network\.tap: a TAP device name/);
-    refused({ network: { mode: 'nat' } }, /network/);
+    refused({ network: { mode: 'bridge' } }, /network/);
   });
 
   it('makes host paths absolute, since a VMM resolves relative ones against its own working directory', () => {

@@ -74,8 +74,8 @@ describe('QEMU command line', () => {
       'id=drive-data,file=/d/a,,b.img,format=raw,if=none,readonly=off,throttling.bps-total=2000',
     ]);
     assert.deepEqual(valueOf(args, '-device').slice(2), [
-      'virtio-blk-device,drive=drive-rootfs',
-      'virtio-blk-device,drive=drive-data',
+      'virtio-blk-device,drive=drive-rootfs,serial=rootfs',
+      'virtio-blk-device,drive=drive-data,serial=data',
       'virtio-net-device,netdev=net0,mac=06:00:ac:10:00:02',
     ]);
     assert.deepEqual(valueOf(args, '-netdev'), ['tap,id=net0,ifname=jv0,script=no,downscript=no']);

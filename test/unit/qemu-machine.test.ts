@@ -53,7 +53,7 @@ function rootDriveArgs(path: string, blkDevice: string): string[] {
     '-drive',
     `id=drive-rootfs,file=${path},format=raw,if=none,readonly=on`,
     '-device',
-    `${blkDevice},drive=drive-rootfs`,
+    `${blkDevice},drive=drive-rootfs,serial=rootfs`,
   ];
 }
 

@@ -18,7 +18,14 @@ import {
 } from '../../src/backends/vz/args.js';
 import { parseVmConfig, type VmConfig } from '../../src/core/config.js';
 import { InvalidArgumentError, JitvmError } from '../../src/core/errors.js';
-import { type BlockDevice, type VsockDevice, parseCommandLine, parseDevice } from '../helpers/vfkit/cmdline.js';
+import {
+  type BlockDevice,
+  type NetDevice,
+  type VsockDevice,
+  NotEmulatedError,
+  parseCommandLine,
+  parseDevice,
+} from '../helpers/vfkit/cmdline.js';
 
 const USAGE_PATH = fileURLToPath(new URL('../../../test/fixtures/vfkit-usage.md', import.meta.url));
 const USAGE = readFileSync(USAGE_PATH, 'utf8');
@@ -71,9 +78,11 @@ describe('vfkit argv contract', () => {
           { id: 'data', path: '/images/data.img', readOnly: false },
           { id: 'root', path: '/images/root.img', root: true },
         ],
+        shares: [{ tag: 'work', path: '/Users/me/work', readOnly: false }],
       }),
       paths,
     );
+    assert.ok(args.includes('virtio-fs,sharedDir=/Users/me/work,mountTag=work'), 'the share is among the checked');
     for (let i = 0; i < args.length; i += 2) {
       const [flag, value] = [args[i]!, args[i + 1]!];
       assert.ok(docs.flags.has(flag), `${flag} is documented in usage.md`);
@@ -207,6 +216,95 @@ describe('vfkit argv contract', () => {
       (error: unknown) =>
         error instanceof JitvmError && error.code === 'unsupported' && /macOS has no TAP/.test(error.message),
     );
+  });
+});
+
+describe('vfkit network and shares', () => {
+  const deviceValues = (args: string[]) => args.flatMap((arg, i) => (arg === '--device' ? [args[i + 1]!] : []));
+
+  it('nat mode: exactly one virtio-net device on NAT, with its MAC when given, and DHCP in the guest', () => {
+    const nat = config({ network: { mode: 'nat' } });
+    assert.match(kernelCommandLine(nat), / jitvm\.net=dhcp$/);
+    assert.deepEqual(buildVfkitArgs(nat, paths).slice(4), [
+      '--bootloader',
+      `linux,kernel=/images/Image,initrd=/images/initrd.img,cmdline="${kernelCommandLine(nat)}"`,
+      '--device',
+      'virtio-net,nat',
+      '--device',
+      `virtio-vsock,port=1024,socketURL=${paths.vsockSocket},connect`,
+      '--device',
+      `virtio-serial,logFilePath=${paths.consoleLog}`,
+      '--restful-uri',
+      `unix://${paths.restSocket}`,
+    ]);
+    const withMac = buildVfkitArgs(config({ network: { mode: 'nat', mac: '06:00:AC:10:00:02' } }), paths);
+    assert.deepEqual(withMac.slice(6, 8), ['--device', 'virtio-net,nat,mac=06:00:AC:10:00:02']);
+  });
+
+  it("nat mode: vfkit's parser reads back a NAT NIC with its MAC", () => {
+    const parsed = parseCommandLine(
+      buildVfkitArgs(config({ network: { mode: 'nat', mac: '06:00:AC:10:00:02' } }), paths),
+    );
+    assert.equal(parsed.kind, 'run');
+    if (parsed.kind !== 'run') return;
+    const nics = parsed.config.devices.filter((device): device is NetDevice => device.kind === 'virtio-net');
+    assert.deepEqual(nics, [{ kind: 'virtio-net', nat: true, mac: '06:00:ac:10:00:02' }]);
+  });
+
+  it('none and allowlist modes: no NIC and no jitvm.net', () => {
+    for (const network of [{ mode: 'none' as const }, { mode: 'allowlist' as const, allow: ['allowed.test'] }]) {
+      const vm = config({ network });
+      assert.ok(!deviceValues(buildVfkitArgs(vm, paths)).some((value) => value.startsWith('virtio-net')));
+      assert.doesNotMatch(kernelCommandLine(vm), /jitvm\.net/);
+    }
+  });
+
+  it('shares a writable directory as virtio-fs with its tag, which vfkit parses back', () => {
+    const vm = config({
+      shares: [
+        { tag: 'jitvm_share0', path: '/Users/me/src', readOnly: false },
+        { tag: 'out', path: '/Users/me/out', readOnly: false },
+      ],
+    });
+    const shares = deviceValues(buildVfkitArgs(vm, paths)).filter((value) => value.startsWith('virtio-fs'));
+    assert.deepEqual(shares, [
+      'virtio-fs,sharedDir=/Users/me/src,mountTag=jitvm_share0',
+      'virtio-fs,sharedDir=/Users/me/out,mountTag=out',
+    ]);
+    assert.deepEqual(parseDevice(shares[0]!), {
+      kind: 'virtio-fs',
+      sharedDir: '/Users/me/src',
+      mountTag: 'jitvm_share0',
+    });
+  });
+
+  it('refuses a read-only share, which vfkit cannot make, and a share path vfkit cannot carry', () => {
+    assert.throws(
+      () => buildVfkitArgs(config({ shares: [{ tag: 'src', path: '/Users/me/src' }] }), paths),
+      (error: unknown) =>
+        error instanceof JitvmError &&
+        error.code === 'unsupported' &&
+        /cannot share \/Users\/me\/src read-only: .*readOnly: false/.test(error.message),
+    );
+    assert.throws(
+      () => buildVfkitArgs(config({ shares: [{ tag: 'src', path: '/a,b', readOnly: false }] }), paths),
+      (error: unknown) =>
+        error instanceof InvalidArgumentError && /share src's path \/a,b contains a comma/.test(error.message),
+    );
+  });
+
+  it('the parser model checks virtio-fs options as vfkit does, and the fake refuses to run a share', () => {
+    assert.throws(
+      () => parseDevice('virtio-fs,sharedDir=/d,readonly'),
+      /unknown option for virtio-fs devices: readonly/,
+    );
+    assert.deepEqual(parseDevice('virtio-fs,sharedDir=/d'), {
+      kind: 'virtio-fs',
+      sharedDir: '/d',
+      mountTag: undefined,
+    });
+    const args = buildVfkitArgs(config({ shares: [{ tag: 't', path: '/d', readOnly: false }] }), paths);
+    assert.throws(() => parseCommandLine(args), NotEmulatedError);
   });
 });
 

@@ -151,7 +151,7 @@ export function buildVfkitArgs(config: VmConfig, paths: VfkitPaths): string[] {
     bootloader,
     ...attachOrder(config.drives).flatMap((drive) => ['--device', driveDevice(drive)]),
     ...shareDevices(config),
-    ...networkDevices(config).flatMap((device) => ['--device', device]),
+    ...networkDevices(config),
     '--device',
     `virtio-vsock,port=${AGENT_VSOCK_PORT},socketURL=${vsock},connect`,
     '--device',

@@ -257,6 +257,13 @@ export interface RngDevice {
   readonly kind: 'virtio-rng';
 }
 export type Device = BlockDevice | NetDevice | SerialDevice | VsockDevice | RngDevice;
+/** A shared directory: parsed so its options are checked, but refused by parseCommandLine (the fake shares nothing). */
+export interface FsDevice {
+  readonly kind: 'virtio-fs';
+  readonly sharedDir: string;
+  /** Unset: vfkit mounts it by the directory's base name (pkg/vf/virtio.go VirtioFs.toVz). */
+  readonly mountTag: string | undefined;
+}
 
 /** What a command line configures (config.VirtualMachine), as far as the fake emulates it. */
 export interface VfkitConfig {
@@ -289,7 +296,7 @@ function parseBootloader(items: readonly string[]): LinuxBootloader {
 const GO_MAC = /^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$/;
 
 /** deviceFromCmdLine: a plain split on commas (no quoting), then the device type's FromOptions. */
-export function parseDevice(value: string): Device {
+export function parseDevice(value: string): Device | FsDevice {
   const [type, ...rest] = value.split(',');
   const options = toOptions(rest);
   switch (type) {
@@ -301,6 +308,8 @@ export function parseDevice(value: string): Device {
       return parseSerial(options);
     case 'virtio-vsock':
       return parseVsock(options);
+    case 'virtio-fs':
+      return parseFs(options);
     case 'virtio-rng':
       if (options.length !== 0) {
         throw new VfkitUsageError(
@@ -310,7 +319,6 @@ export function parseDevice(value: string): Device {
       return { kind: 'virtio-rng' };
     case 'rosetta':
     case 'nvme':
-    case 'virtio-fs':
     case 'usb-mass-storage':
     case 'virtio-input':
     case 'virtio-gpu':
@@ -405,6 +413,24 @@ function parseVsock(options: readonly Option[]): VsockDevice {
   return { kind: 'virtio-vsock', port, socketURL, listen };
 }
 
+/** VirtioFs.FromOptions: both options are plain strings; a missing `sharedDir` is refused only when the VM is built. */
+function parseFs(options: readonly Option[]): FsDevice {
+  let sharedDir = '';
+  let mountTag: string | undefined;
+  for (const { key, value } of options) {
+    if (key === 'sharedDir') sharedDir = value;
+    else if (key === 'mountTag') mountTag = value;
+    else throw new VfkitUsageError(`unknown option for virtio-fs devices: ${key}`);
+  }
+  return { kind: 'virtio-fs', sharedDir, mountTag };
+}
+
+/** The devices the fake can run a VM with: a shared directory is refused, never silently left out. */
+function emulated(device: Device | FsDevice): Device {
+  if (device.kind === 'virtio-fs') throw new NotEmulatedError('--device virtio-fs');
+  return device;
+}
+
 /** rest.NewEndpoint's checks (parseRestfulURI, toRestScheme); returns the Unix socket path, or undefined for none. */
 export function restSocketPath(uri: string): string | undefined {
   const match = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/.exec(uri);
@@ -443,7 +469,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
     if (flags.has(name)) throw new NotEmulatedError(`--${name}`);
   }
   const bootloader = parseBootloader((flags.get('bootloader') as string[] | undefined) ?? []);
-  const devices = ((flags.get('device') as string[] | undefined) ?? []).map(parseDevice);
+  const devices = ((flags.get('device') as string[] | undefined) ?? []).map((value) => emulated(parseDevice(value)));
   const uint = (name: string): number => Number(flags.get(name) ?? FLAGS[name]!.fallback);
   return {
     kind: 'run',
