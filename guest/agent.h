@@ -16,7 +16,7 @@
 /* Host input is only read while the output queue is below this (bounds control-frame replies). */
 #define OUTQ_INPUT_CAP (8u << 20)
 
-enum stream_kind { ST_FREE, ST_EXEC, ST_FILE_WRITE, ST_FILE_READ };
+enum stream_kind { ST_FREE, ST_EXEC, ST_FILE_WRITE, ST_FILE_READ, ST_TCP };
 
 struct exec_state {
     pid_t pid;
@@ -39,15 +39,31 @@ struct file_state {
     int64_t size;          /* FILE_READ: st_size at open */
 };
 
+/* A TCP tunnel (tcp.c). fd < 0 with listener >= 0: an ACCEPT still waiting for a guest client. */
+struct tcp_state {
+    int fd;                /* the guest-side socket; -1 while an ACCEPT waits */
+    int listener;          /* pending ACCEPT: index of the listening socket it waits on; -1 otherwise */
+    int connecting;        /* TCP_CONNECT: the non-blocking connect has not completed yet */
+    uint16_t port;         /* the guest port, for messages */
+    uint64_t credit;       /* guest->host bytes we may still send */
+    int rd_fin;            /* the guest program's EOF was read and FIN sent to the host */
+    int wr_fin;            /* the host sent FIN */
+    int wr_shut;           /* shutdown(SHUT_WR) done after the host's FIN and every queued byte */
+    uint8_t *buf;          /* host->guest bytes received but not yet written to the socket */
+    size_t head, len, cap;
+    uint64_t unacked;      /* host->guest bytes received and not yet granted back */
+};
+
 struct stream {
     uint32_t id;
     enum stream_kind kind;
     struct exec_state x;
     struct file_state f;
+    struct tcp_state t;
 };
 
 /* Poll set built fresh each loop iteration; tags say who owns each entry. */
-enum poll_tag { PT_SIGNAL, PT_CHANNEL, PT_LISTEN, PT_INPUT, PT_EXEC_OUT, PT_EXEC_IN };
+enum poll_tag { PT_SIGNAL, PT_CHANNEL, PT_LISTEN, PT_INPUT, PT_EXEC_OUT, PT_EXEC_IN, PT_TCP, PT_TCP_LISTEN };
 #define POLL_MAX (8 + 32 + 3 * MAX_STREAMS)
 struct pollset {
     struct pollfd fds[POLL_MAX];
@@ -135,6 +151,20 @@ int fs_remove(uint32_t id, const uint8_t *p, size_t len);
 /* identity.c: SET_IDENTITY (entropy, clock, hostname); offered only when running as PID 1 */
 int identity_available(void);
 int identity_set(uint32_t id, const uint8_t *p, size_t len);
+
+/* ---- tcp.c: TCP tunnels (TCP_CONNECT, TCP_ACCEPT) to and from 127.0.0.1 in the agent's network namespace ---- */
+int tcp_connect_start(uint32_t id, const uint8_t *p, size_t len);
+int tcp_accept_start(uint32_t id, const uint8_t *p, size_t len);
+int tcp_data(struct stream *s, uint8_t flags, const uint8_t *data, size_t len);
+void tcp_window(struct stream *s, uint64_t increment);
+void tcp_add_pollfds(struct pollset *ps);
+void tcp_on_socket(struct stream *s, short revents);
+void tcp_on_listener(int which, int fd);
+/* Listening sockets are closed LISTEN_GRACE_MS after their last pending ACCEPT ended. */
+void tcp_check_listeners(int64_t now);
+int64_t tcp_next_deadline(void);
+void tcp_release(struct stream *s);
+void tcp_close_listeners(void);   /* at once, with their backlog: the host is gone */
 
 /* init.c: PID-1 duties */
 void init_system(void);

@@ -35,7 +35,7 @@ static void hello(uint32_t id, const uint8_t *p, size_t len)
     struct wb w;
     wb_init(&w, buf, sizeof buf);
     wb_u32(&w, max < PROTOCOL_VERSION ? max : PROTOCOL_VERSION);
-    wb_u32(&w, CAP_EXEC | CAP_FILES | CAP_SIGNAL | CAP_SHUTDOWN | (identity_available() ? CAP_IDENTITY : 0));
+    wb_u32(&w, CAP_EXEC | CAP_FILES | CAP_SIGNAL | CAP_SHUTDOWN | CAP_TCP | (identity_available() ? CAP_IDENTITY : 0));
     wb_u32(&w, MAX_PAYLOAD);
     wb_u32(&w, INITIAL_WINDOW);
     wb_str(&w, AGENT_VERSION);
@@ -58,7 +58,7 @@ static int window(struct stream *s, const uint8_t *p, size_t len)
     rd_init(&r, p, len);
     uint8_t ch = rd_u8(&r);
     uint32_t inc = rd_u32(&r);
-    if (!rd_done(&r) || ch > WINDOW_FILE)
+    if (!rd_done(&r) || ch > WINDOW_TCP)
         return -1;
     if (!s)
         return 0;
@@ -68,6 +68,10 @@ static int window(struct stream *s, const uint8_t *p, size_t len)
     }
     if (s->kind == ST_FILE_READ && ch == WINDOW_FILE) {
         s->f.credit += inc;
+        return 0;
+    }
+    if (s->kind == ST_TCP && ch == WINDOW_TCP) {
+        tcp_window(s, inc);
         return 0;
     }
     return -1;
@@ -98,11 +102,16 @@ static int continuation(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
         if (!s)
             return 0;
         return s->kind == ST_FILE_WRITE ? file_data(s, flags, p, len) : -1;
+    case MSG_TCP_DATA:
+        if (!s)
+            return 0;
+        return s->kind == ST_TCP ? tcp_data(s, flags, p, len) : -1;
     }
     return -1;
 }
 
-/* The host abandons a stream: its files are closed, its process group killed, and nothing more is said about it. */
+/* The host abandons a stream: its files are closed, its process group killed, its TCP connection reset or its
+ * ACCEPT withdrawn, and nothing more is said about it. */
 static int cancel(uint32_t id, size_t len)
 {
     if (len != 0)
@@ -131,7 +140,8 @@ static int request(uint8_t type, uint32_t id, const uint8_t *p, size_t len)
         send_error(id, ERR_INVALID_ARGUMENT, "stream %u is already open", id);
         return 0;
     }
-    int holds_slot = type == MSG_EXEC || type == MSG_FILE_WRITE || type == MSG_FILE_READ;
+    int holds_slot = type == MSG_EXEC || type == MSG_FILE_WRITE || type == MSG_FILE_READ || type == MSG_TCP_CONNECT ||
+                     type == MSG_TCP_ACCEPT;
     if (holds_slot && stream_count() >= MAX_STREAMS) {
         send_error(id, ERR_RESOURCE_LIMIT, "too many open streams (max %d)", MAX_STREAMS);
         return 0;
@@ -158,6 +168,10 @@ static int request(uint8_t type, uint32_t id, const uint8_t *p, size_t len)
         return shutdown_req(id, len);
     case MSG_SET_IDENTITY:
         return identity_set(id, p, len);
+    case MSG_TCP_CONNECT:
+        return tcp_connect_start(id, p, len);
+    case MSG_TCP_ACCEPT:
+        return tcp_accept_start(id, p, len);
     }
     return 0;
 }
@@ -173,6 +187,7 @@ void dispatch_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t *p, 
     case MSG_SIGNAL:
     case MSG_STDIN:
     case MSG_FILE_DATA:
+    case MSG_TCP_DATA:
         rc = continuation(type, flags, id, p, len);
         break;
     case MSG_CANCEL:
@@ -188,6 +203,8 @@ void dispatch_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t *p, 
     case MSG_REMOVE:
     case MSG_SHUTDOWN:
     case MSG_SET_IDENTITY:
+    case MSG_TCP_CONNECT:
+    case MSG_TCP_ACCEPT:
         rc = request(type, id, p, len);
         break;
     default: {

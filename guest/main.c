@@ -122,10 +122,15 @@ static int handle_signals(void)
     return stop;
 }
 
+static int64_t earliest(int64_t a, int64_t b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
 static int poll_timeout(void)
 {
     int64_t now = now_ms(), timeout = channel_timeout_ms();
-    int64_t deadline = exec_next_deadline();
+    int64_t deadline = earliest(exec_next_deadline(), tcp_next_deadline());
     if (deadline) {
         int64_t wait = deadline > now ? deadline - now : 0;
         if (timeout < 0 || wait < timeout)
@@ -150,6 +155,7 @@ static void serve(void)
         if (!channel_connected() && channel_listen_fd() >= 0)
             pollset_add(&ps, channel_listen_fd(), POLLIN, PT_LISTEN, 0, 0);
         exec_add_pollfds(&ps);
+        tcp_add_pollfds(&ps);
 
         if (poll(ps.fds, (nfds_t)ps.n, poll_timeout()) < 0 && errno != EINTR) {
             logmsg("poll: %s", strerror(errno));
@@ -191,9 +197,17 @@ static void serve(void)
                 if (s && s->kind == ST_EXEC && s->x.in_fd == p->fd)
                     exec_on_stdin_writable(s);
                 break;
+            case PT_TCP:
+                if (s && s->kind == ST_TCP && s->t.fd == p->fd)
+                    tcp_on_socket(s, p->revents);
+                break;
+            case PT_TCP_LISTEN:
+                tcp_on_listener(which, p->fd);
+                break;
             }
         }
         exec_check_timeouts(now_ms());
+        tcp_check_listeners(now_ms());
         files_pump();
         if (channel_connected() && (chan & POLLIN) && conn_read() < 0)
             channel_disconnected();

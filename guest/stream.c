@@ -34,19 +34,23 @@ struct stream *stream_open(uint32_t id, enum stream_kind kind)
             s->kind = kind;
             s->x.out_fd[0] = s->x.out_fd[1] = s->x.in_fd = -1;
             s->f.fd = -1;
+            s->t.fd = s->t.listener = -1;
             return s;
         }
     }
     return NULL;
 }
 
-/* Forget a stream, releasing what it holds (an unfinished exec's process group is killed). */
+/* Forget a stream, releasing what it holds (an unfinished exec's process group is killed, an open TCP connection
+ * reset). */
 void stream_close(struct stream *s)
 {
     if (s->kind == ST_EXEC)
         exec_release(s);
     else if (s->kind == ST_FILE_WRITE || s->kind == ST_FILE_READ)
         file_release(s);
+    else if (s->kind == ST_TCP)
+        tcp_release(s);
     s->kind = ST_FREE;
     s->id = 0;
 }
@@ -56,4 +60,5 @@ void streams_close_all(void)
     for (int i = 0; i < MAX_STREAMS; i++)
         if (streams[i].kind != ST_FREE)
             stream_close(&streams[i]);
+    tcp_close_listeners();
 }

@@ -10,7 +10,7 @@ export const MIN_PROTOCOL_VERSION = 1;
 export const FRAME_HEADER_SIZE = 12;
 /** Largest payload either side accepts; a bigger length is a protocol error, never an allocation. */
 export const MAX_PAYLOAD = 262144;
-/** Data chunk size used for stdin, stdout and file bodies. */
+/** Data chunk size used for stdin, stdout, file bodies and TCP data. */
 export const DATA_CHUNK = 65536;
 /** Credit each data channel starts with, in bytes. */
 export const INITIAL_WINDOW = 1048576;
@@ -70,6 +70,11 @@ export const MsgType = {
   REMOVE: 0x29,
   SHUTDOWN: 0x30,
   SET_IDENTITY: 0x31,
+  TCP_CONNECT: 0x40,
+  TCP_ACCEPT: 0x41,
+  TCP_CONNECTED: 0x42,
+  TCP_ACCEPTED: 0x43,
+  TCP_DATA: 0x44,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -97,6 +102,8 @@ export const Capability = {
   SHUTDOWN: 1 << 3,
   /** SET_IDENTITY: only an agent running as PID 1 of a VM offers it (never dev mode, which would touch its host). */
   IDENTITY: 1 << 4,
+  /** TCP_CONNECT / TCP_ACCEPT: TCP connections to and from 127.0.0.1 in the guest, carried over the channel. */
+  TCP: 1 << 5,
 } as const;
 
 /**
@@ -112,7 +119,7 @@ export const RemoveFlag = { RECURSIVE: 1 << 0 } as const;
 export const ExitReason = { EXITED: 0, SIGNALED: 1, TIMED_OUT: 2 } as const;
 export type ExitReason = (typeof ExitReason)[keyof typeof ExitReason];
 
-export const WindowChannel = { STDIN: 0, STDOUT: 1, STDERR: 2, FILE: 3 } as const;
+export const WindowChannel = { STDIN: 0, STDOUT: 1, STDERR: 2, FILE: 3, TCP: 4 } as const;
 export type WindowChannel = (typeof WindowChannel)[keyof typeof WindowChannel];
 
 export const EntryType = { FILE: 0, DIRECTORY: 1, SYMLINK: 2, OTHER: 3 } as const;
