@@ -5,8 +5,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
+import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { startOrigin } from '../helpers/origin.js';
-import { withSandbox } from '../helpers/sandbox.js';
+import { BOOT_TIMEOUT_MS, withSandbox } from '../helpers/sandbox.js';
+import { tempDir, withEnv } from '../helpers/temp.js';
 
 /** busybox wget bounded by `timeout` (Debian's static busybox wget crashes on its own `-T`): the body, or a failure. */
 function fetchIn(url: string): string[] {
@@ -163,4 +165,27 @@ it('mode nat with hosts: the names go to the guest /etc/hosts', async (t) => {
     },
     { network: { mode: 'nat', hosts: { 'origin.test': '10.0.2.2' } } },
   );
+});
+
+it('clones keep their network: a fork of an allowlist sandbox gets its own proxy, a nat clone its own NAT', async (t) => {
+  withEnv(t, 'JITVM_SNAPSHOT_DIR', tempDir(t));
+  const origin = await startOrigin(t, 'clone');
+  const source = await Sandbox.create({
+    network: { mode: 'allowlist', allow: ['allowed.test'], hosts: { 'allowed.test': '127.0.0.1' } },
+    bootTimeoutMs: BOOT_TIMEOUT_MS,
+  });
+  await source.snapshot({ name: 'allowlisted', then: 'destroy' });
+  const [clone] = await Sandbox.fork('allowlisted', { count: 1 });
+  try {
+    const out = await clone!.exec(fetchIn(`http://allowed.test:${origin.port}/fork`));
+    assert.equal(out.stdout, 'clone /fork', out.stderr);
+    assert.match((await clone!.exec(fetchIn(`http://other.test:${origin.port}/`))).stderr, /403 Forbidden/);
+  } finally {
+    await clone?.destroy();
+  }
+  const nat = await Sandbox.create({ network: { mode: 'nat' }, bootTimeoutMs: BOOT_TIMEOUT_MS });
+  await nat.snapshot({ name: 'natted', then: 'destroy' });
+  await using restored = await Sandbox.create({ fromSnapshot: 'natted' });
+  const out = await restored.exec(fetchIn(`http://10.0.2.2:${origin.port}/nat`));
+  assert.equal(out.stdout, 'clone /nat', out.stderr);
 });
