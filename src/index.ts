@@ -36,6 +36,7 @@ export {
   type VmConfigInput,
   type Drive,
   type Network,
+  type Share,
   type RateLimiter,
 } from './core/config.js';
 export { allBackends, probeBackends, selectBackend } from './backends/index.js';
@@ -45,6 +46,18 @@ export type { JailerOptionsInput as JailerOptions } from './backends/firecracker
 export { QemuHypervisor } from './backends/qemu/index.js';
 export { VfkitHypervisor, type VfkitOptions, VfkitApiError } from './backends/vz/index.js';
 export { buildImage, resolveImage, type GuestImage } from './image/index.js';
+export {
+  fromDirectory,
+  fromOci,
+  readRootfsConfig,
+  type FromDirectoryOptions,
+  type FromOciOptions,
+  type RootfsBuildOptions,
+  type RootfsImage,
+  type RootfsConfig,
+} from './image/rootfs/index.js';
+export type { PublishedPort, PortForwardInput } from './sandbox/ports.js';
+export type { EgressDecision } from './network/egress-options.js';
 export { SnapshotStore } from './snapshot/store.js';
 export { snapshotRoot, type SnapshotEntry } from './snapshot/layout.js';
 export { SnapshotRejectedError } from './snapshot/errors.js';

@@ -71,7 +71,8 @@ export interface CommandFlags {
   stdin: boolean;
 }
 
-function positiveInt(flag: string) {
+/** A commander argument parser for a whole number above 0, refusing anything else with the flag's name. */
+export function positiveInt(flag: string) {
   return (value: string): number => {
     const parsed = Number(value);
     if (!Number.isInteger(parsed) || parsed <= 0)

@@ -1,16 +1,19 @@
 /**
- * Root filesystem images, overlays and volumes on real QEMU guests: the agent switches root into a read-only ext4
+ * Root filesystem images (from a directory and from an OCI tarball), overlays and volumes on real QEMU guests: the
+ * agent switches root into a read-only ext4
  * image under an overlay, the base never changes, sandboxes on one base never see each other's writes, and a
  * per-sandbox overlay disk is a limit the guest cannot pass.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, it } from 'node:test';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { fromDirectory } from '../../src/image/rootfs/index.js';
+import { create } from 'tar';
+import { fromDirectory, fromOci } from '../../src/image/rootfs/index.js';
 import { busyboxTree } from '../helpers/busybox-tree.js';
+import { ociArchive, tarBytes } from '../helpers/rootfs-helpers.js';
 import { BOOT_TIMEOUT_MS, withSandbox } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -113,4 +116,42 @@ it('mounts volumes: disk images read-only and writable, host directories over vi
   assert.notEqual(sha256(rw.path), roSum, 'the writable volume kept the write');
   assert.equal(readFileSync(join(outbox, 'result')).toString(), 'out\n');
   assert.deepEqual(readFileSync(join(shared, 'from-host.txt')).toString(), 'hello guest\n');
+});
+
+it('boots into a rootfs built from an OCI image tarball: layers and whiteouts applied, the image env and cwd used', async (t) => {
+  const dir = tempDir(t);
+  const tree = busyboxTree(join(dir, 'tree'), 'oci-image');
+  const lower = join(dir, 'layer1.tar');
+  create({ sync: true, cwd: tree, file: lower, portable: true }, readdirSync(tree));
+  const upper = tarBytes([
+    { path: 'etc/layer2', data: 'from the second layer\n' },
+    { path: 'etc/.wh.os-release', data: '' },
+    { path: 'srv/app/', mode: 0o755 },
+  ]);
+  const archive = join(dir, 'image.tar');
+  writeFileSync(
+    archive,
+    ociArchive([
+      {
+        architecture: 'amd64',
+        layers: [readFileSync(lower), upper],
+        runtime: { Env: ['FROM_IMAGE=yes', 'PATH=/usr/local/bin:/bin'], WorkingDir: '/srv/app' },
+      },
+    ]),
+  );
+  const image = await fromOci(archive, { output: join(dir, 'oci.ext4'), arch: 'x86_64' });
+  const before = sha256(image.path);
+  await withSandbox(
+    async (sandbox) => {
+      assert.equal((await sandbox.exec(['image-says'])).stdout, 'this is oci-image\n');
+      assert.equal((await sandbox.files.read('/etc/layer2')).toString(), 'from the second layer\n');
+      assert.notEqual((await sandbox.exec(['cat', '/etc/os-release'])).exitCode, 0, 'the whiteout removed it');
+      const env = await sandbox.exec(['sh', '-c', 'echo "$FROM_IMAGE $(pwd)"; echo written > /srv/app/out']);
+      assert.equal(env.stdout, 'yes /srv/app\n');
+      const own = await sandbox.exec(['sh', '-c', 'echo "$FROM_IMAGE"'], { env: { FROM_IMAGE: 'call' }, cwd: '/' });
+      assert.equal(own.stdout, 'call\n', "the call's env wins over the image's");
+    },
+    { rootfs: { image: image.path } },
+  );
+  assert.equal(sha256(image.path), before);
 });

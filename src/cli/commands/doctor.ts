@@ -36,6 +36,8 @@ function hostTools(): HostTool[] {
     tool('busybox', 'busybox-static', 'the guest userland'),
     tool('apt-get', 'apt', 'guest kernels'),
     tool('dpkg-deb', 'dpkg', 'guest kernels'),
+    tool('mkfs.ext4', 'e2fsprogs', 'rootfs images and overlay disks'),
+    tool('qemu-img', 'qemu-utils', 'snapshot clones with writable drives'),
     ...perArch,
   ];
 }

@@ -3,7 +3,7 @@ import { buildImage } from '../../image/index.js';
 import { type RootfsImage, fromDirectory, fromOci, rootfsConfigPath } from '../../image/rootfs/index.js';
 import type { Arch } from '../../core/config.js';
 import { InvalidArgumentError } from '../../core/errors.js';
-import { archOption } from '../flags.js';
+import { archOption, positiveInt } from '../flags.js';
 import { imageProgressPrinter } from '../progress.js';
 
 interface BuildFlags {
@@ -78,7 +78,7 @@ export function registerImage(program: Command): void {
       new Option(
         '--size <MiB>',
         'rootfs image size (default: what the tree needs plus a quarter, at least 64)',
-      ).argParser(Number),
+      ).argParser(positiveInt('--size')),
     )
     .action(async (flags: BuildFlags) => {
       checkFlags(flags);
