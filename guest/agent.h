@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "byteq.h"
 #include "protocol.h"
 
 #define AGENT_VERSION "0.1.0"
@@ -26,9 +27,7 @@ struct exec_state {
     uint64_t out_credit[2];
     int in_fd;             /* stdin write end; -1 when closed or not requested */
     int in_fin;            /* host sent FIN on stdin */
-    uint8_t *in_buf;       /* stdin bytes received but not yet written to the pipe */
-    size_t in_head, in_len, in_cap;
-    uint64_t in_unacked;   /* stdin bytes received and not yet granted back */
+    struct byteq in;       /* stdin bytes received but not yet written to the pipe */
 };
 
 struct file_state {
@@ -49,9 +48,7 @@ struct tcp_state {
     int rd_fin;            /* the guest program's EOF was read and FIN sent to the host */
     int wr_fin;            /* the host sent FIN */
     int wr_shut;           /* shutdown(SHUT_WR) done after the host's FIN and every queued byte */
-    uint8_t *buf;          /* host->guest bytes received but not yet written to the socket */
-    size_t head, len, cap;
-    uint64_t unacked;      /* host->guest bytes received and not yet granted back */
+    struct byteq in;       /* host->guest bytes received but not yet written to the socket */
 };
 
 struct stream {

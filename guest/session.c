@@ -1,8 +1,6 @@
 /* Running exec sessions: stdin/stdout/stderr under flow control, signals, timeouts, reaping and EXIT. */
 #include <errno.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,61 +42,23 @@ static void maybe_finish(struct stream *s)
 static void stdin_flush(struct stream *s)
 {
     struct exec_state *x = &s->x;
-    uint64_t granted = 0;
-    while (x->in_len > 0 && x->in_fd >= 0) {
-        ssize_t n = write(x->in_fd, x->in_buf + x->in_head, x->in_len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            break;
-        if (n < 0) {  /* EPIPE: the process closed its stdin; the data is dropped */
-            n = (ssize_t)x->in_len;
-            close_fd(&x->in_fd);
-        }
-        x->in_head += (size_t)n;
-        x->in_len -= (size_t)n;
-        granted += (uint64_t)n;
-    }
-    if (x->in_fd < 0) {
-        granted += x->in_len;
-        x->in_len = 0;
-    }
-    if (x->in_len == 0)
-        x->in_head = 0;
-    if (x->in_len == 0 && x->in_fin)
+    if (x->in_fd >= 0 && byteq_write(&x->in, x->in_fd) < 0)
+        close_fd(&x->in_fd);  /* EPIPE: the process closed its stdin */
+    if (x->in_fd < 0)
+        byteq_drop(&x->in);
+    if (x->in.len == 0 && x->in_fin)
         close_fd(&x->in_fd);
-    if (granted) {
-        x->in_unacked -= granted;
-        send_window(s->id, WINDOW_STDIN, granted);
-    }
+    byteq_grant(&x->in, s->id, WINDOW_STDIN);
 }
 
 int exec_stdin(struct stream *s, uint8_t flags, const uint8_t *data, size_t len)
 {
     struct exec_state *x = &s->x;
-    if (x->in_unacked + len > INITIAL_WINDOW)
+    if (byteq_receive(&x->in, len) < 0)
         return -1;  /* more than the window allows */
-    x->in_unacked += len;
-    if (x->in_fd >= 0 && !x->in_fin && len > 0) {
-        if (x->in_head + x->in_len + len > x->in_cap) {
-            if (x->in_len > 0)
-                memmove(x->in_buf, x->in_buf + x->in_head, x->in_len);
-            x->in_head = 0;
-            if (x->in_len + len > x->in_cap) {
-                size_t cap = x->in_cap ? x->in_cap * 2 : DATA_CHUNK;
-                x->in_cap = cap > x->in_len + len ? cap : x->in_len + len;
-                x->in_buf = realloc(x->in_buf, x->in_cap);
-                if (!x->in_buf)
-                    abort();
-            }
-        }
-        memcpy(x->in_buf + x->in_head + x->in_len, data, len);
-        x->in_len += len;
-    } else if (len > 0) {
-        /* stdin closed or never requested: consume (drop) the data so the host is never stuck */
-        x->in_unacked -= len;
-        send_window(s->id, WINDOW_STDIN, len);
-    }
+    /* With stdin closed or never requested the data is dropped (and granted back), so the host is never stuck. */
+    if (x->in_fd >= 0 && !x->in_fin && byteq_put(&x->in, x->in_fd, data, len) < 0)
+        close_fd(&x->in_fd);  /* EPIPE, as in stdin_flush */
     if (flags & FLAG_FIN)
         x->in_fin = 1;
     stdin_flush(s);
@@ -147,7 +107,7 @@ void exec_add_pollfds(struct pollset *ps)
         for (int w = 0; w < 2; w++)
             if (room && s->x.out_fd[w] >= 0 && s->x.out_credit[w] > 0)
                 pollset_add(ps, s->x.out_fd[w], POLLIN, PT_EXEC_OUT, w, s->id);
-        if (s->x.in_fd >= 0 && s->x.in_len > 0)
+        if (s->x.in_fd >= 0 && s->x.in.len > 0)
             pollset_add(ps, s->x.in_fd, POLLOUT, PT_EXEC_IN, 0, s->id);
     }
 }
@@ -211,6 +171,5 @@ void exec_release(struct stream *s)
     close_fd(&x->out_fd[0]);
     close_fd(&x->out_fd[1]);
     close_fd(&x->in_fd);
-    free(x->in_buf);
-    x->in_buf = NULL;
+    byteq_free(&x->in);
 }

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,10 +31,9 @@ static int parse_request(uint32_t id, const uint8_t *p, size_t len, uint16_t *po
     struct rd r;
     rd_init(&r, p, len);
     uint32_t flags = rd_u32(&r);
-    uint8_t lo = rd_u8(&r), hi = rd_u8(&r);
+    *port = rd_u16(&r);
     if (!rd_done(&r))
         return -1;
-    *port = (uint16_t)(lo | hi << 8);
     if (flags != 0) {
         send_error(id, ERR_INVALID_ARGUMENT, "unknown TCP flags 0x%x", flags);
         return 1;
@@ -224,8 +222,11 @@ void tcp_on_listener(int which, int fd)
             stream_close(s);
             continue;
         }
-        uint8_t buf[2] = { (uint8_t)(ntohs(peer.sin_port) & 0xff), (uint8_t)(ntohs(peer.sin_port) >> 8) };
-        opened(s, conn, MSG_TCP_ACCEPTED, buf, sizeof buf);
+        uint8_t buf[2];
+        struct wb w;
+        wb_init(&w, buf, sizeof buf);
+        wb_u16(&w, ntohs(peer.sin_port));
+        opened(s, conn, MSG_TCP_ACCEPTED, buf, w.len);
     }
 }
 
@@ -247,70 +248,21 @@ static void fail(struct stream *s, int err)
     stream_close(s);
 }
 
-/* Writes what it can without blocking; returns the bytes written, or -1 (errno set) when the socket failed. */
-static ssize_t write_some(int fd, const uint8_t *p, size_t len)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, p + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            break;
-        if (n < 0)
-            return -1;
-        done += (size_t)n;
-    }
-    return (ssize_t)done;
-}
-
-static void grant(struct stream *s, size_t n)
-{
-    if (n == 0)
-        return;
-    s->t.unacked -= n;
-    send_window(s->id, WINDOW_TCP, n);
-}
-
 /* Writes queued host bytes to the socket, granting the host credit for them, and shuts the write side down once the
  * host's FIN and every byte before it went out. Returns 1 when the stream ended. */
 static int flush_to_guest(struct stream *s)
 {
     struct tcp_state *t = &s->t;
-    if (t->len > 0) {
-        ssize_t n = write_some(t->fd, t->buf + t->head, t->len);
-        if (n < 0) {
-            fail(s, errno);
-            return 1;
-        }
-        t->head += (size_t)n;
-        t->len -= (size_t)n;
-        if (t->len == 0)
-            t->head = 0;
-        grant(s, (size_t)n);
+    if (byteq_write(&t->in, t->fd) < 0) {
+        fail(s, errno);
+        return 1;
     }
-    if (t->len > 0 || !t->wr_fin || t->wr_shut)
+    byteq_grant(&t->in, s->id, WINDOW_TCP);
+    if (t->in.len > 0 || !t->wr_fin || t->wr_shut)
         return 0;
     shutdown(t->fd, SHUT_WR);
     t->wr_shut = 1;
     return maybe_finish(s);
-}
-
-static void enqueue(struct tcp_state *t, const uint8_t *data, size_t len)
-{
-    if (t->head + t->len + len > t->cap) {
-        memmove(t->buf, t->buf + t->head, t->len);
-        t->head = 0;
-    }
-    if (t->len + len > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : DATA_CHUNK;
-        t->cap = cap > t->len + len ? cap : t->len + len;
-        t->buf = realloc(t->buf, t->cap);
-        if (!t->buf)
-            abort();
-    }
-    memcpy(t->buf + t->head + t->len, data, len);
-    t->len += len;
 }
 
 /* Host bytes for the guest program: written at once when nothing is queued before them, else queued (at most the
@@ -318,21 +270,12 @@ static void enqueue(struct tcp_state *t, const uint8_t *data, size_t len)
 int tcp_data(struct stream *s, uint8_t flags, const uint8_t *data, size_t len)
 {
     struct tcp_state *t = &s->t;
-    if (t->fd < 0 || t->connecting || t->wr_fin || t->unacked + len > INITIAL_WINDOW)
+    if (t->fd < 0 || t->connecting || t->wr_fin || byteq_receive(&t->in, len) < 0)
         return -1;
-    t->unacked += len;
-    size_t done = 0;
-    if (t->len == 0 && len > 0) {
-        ssize_t n = write_some(t->fd, data, len);
-        if (n < 0) {
-            fail(s, errno);
-            return 0;
-        }
-        done = (size_t)n;
-        grant(s, done);
+    if (byteq_put(&t->in, t->fd, data, len) < 0) {
+        fail(s, errno);
+        return 0;
     }
-    if (done < len)
-        enqueue(t, data + done, len - done);
     if (flags & FLAG_FIN)
         t->wr_fin = 1;
     flush_to_guest(s);
@@ -402,7 +345,7 @@ void tcp_add_pollfds(struct pollset *ps)
         else {
             if (room && !t->rd_fin && t->credit > 0)
                 ev |= POLLIN;
-            if (t->len > 0)
+            if (t->in.len > 0)
                 ev |= POLLOUT;
         }
         if (ev)
@@ -449,8 +392,7 @@ void tcp_release(struct stream *s)
         setsockopt(t->fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close);
     }
     close_fd(&t->fd);
-    free(t->buf);
-    t->buf = NULL;
+    byteq_free(&t->in);
 }
 
 void tcp_close_listeners(void)

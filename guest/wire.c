@@ -49,6 +49,12 @@ uint8_t rd_u8(struct rd *r)
     return q ? q[0] : 0;
 }
 
+uint16_t rd_u16(struct rd *r)
+{
+    const uint8_t *q = take(r, 2);
+    return q ? (uint16_t)(q[0] | q[1] << 8) : 0;
+}
+
 uint32_t rd_u32(struct rd *r)
 {
     const uint8_t *q = take(r, 4);
@@ -110,6 +116,12 @@ void wb_bytes(struct wb *w, const void *data, size_t len)
 void wb_u8(struct wb *w, uint8_t v)
 {
     wb_bytes(w, &v, 1);
+}
+
+void wb_u16(struct wb *w, uint16_t v)
+{
+    uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
+    wb_bytes(w, b, 2);
 }
 
 void wb_u32(struct wb *w, uint32_t v)

@@ -14,6 +14,7 @@ struct rd {
 
 void rd_init(struct rd *r, const uint8_t *p, size_t len);
 uint8_t rd_u8(struct rd *r);
+uint16_t rd_u16(struct rd *r);
 uint32_t rd_u32(struct rd *r);
 uint64_t rd_u64(struct rd *r);
 /* A str field as a malloc'd NUL-terminated copy; NULL (and `bad`) on a short field or an embedded NUL. */
@@ -31,6 +32,7 @@ struct wb {
 
 void wb_init(struct wb *w, uint8_t *buf, size_t cap);
 void wb_u8(struct wb *w, uint8_t v);
+void wb_u16(struct wb *w, uint16_t v);
 void wb_u32(struct wb *w, uint32_t v);
 void wb_u64(struct wb *w, uint64_t v);
 void wb_str(struct wb *w, const char *s);

@@ -167,7 +167,7 @@ function decodeOpened(frame: Frame): number | undefined {
     frame.payload,
     frame.type === MsgType.TCP_ACCEPTED ? 'TCP_ACCEPTED' : 'TCP_CONNECTED',
   );
-  const port = frame.type === MsgType.TCP_ACCEPTED ? reader.u8() | (reader.u8() << 8) : undefined;
+  const port = frame.type === MsgType.TCP_ACCEPTED ? reader.u16() : undefined;
   reader.end();
   return port;
 }
@@ -185,8 +185,6 @@ async function openTunnel(
   const what = request === MsgType.TCP_CONNECT ? `connection to guest port ${port}` : `accept on guest port ${port}`;
   const { signal } = options;
   if (signal?.aborted) throw new CancelledError(`the TCP ${what} was cancelled before it was sent`);
-  const payload = Buffer.alloc(2);
-  payload.writeUInt16LE(port);
   return new Promise((resolve, reject) => {
     let tunnel: Tunnel | undefined;
     const onAbort = (): void => {
@@ -215,7 +213,7 @@ async function openTunnel(
       },
     });
     signal?.addEventListener('abort', onAbort, { once: true });
-    connection.send(request, stream, new PayloadWriter().u32(0).bytes(payload).finish());
+    connection.send(request, stream, new PayloadWriter().u32(0).u16(port).finish());
   });
 }
 

@@ -11,6 +11,12 @@ export class PayloadWriter {
     return this.push(b);
   }
 
+  u16(value: number): this {
+    const b = Buffer.allocUnsafe(2);
+    b.writeUInt16LE(value);
+    return this.push(b);
+  }
+
   u32(value: number): this {
     const b = Buffer.allocUnsafe(4);
     b.writeUInt32LE(value >>> 0);
@@ -64,6 +70,13 @@ export class PayloadReader {
   u8(): number {
     this.need(1);
     return this.payload.readUInt8(this.offset++);
+  }
+
+  u16(): number {
+    this.need(2);
+    const value = this.payload.readUInt16LE(this.offset);
+    this.offset += 2;
+    return value;
   }
 
   u32(): number {

@@ -3,66 +3,31 @@
  * the speed of a unit test. Only harmless commands run here, since dev mode executes them on the host.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { AgentConnection } from '../../src/channel/client.js';
 import { readFile, writeFile } from '../../src/channel/files.js';
 import { FrameDecoder, encodeFrame } from '../../src/channel/codec.js';
 import { setIdentity } from '../../src/channel/identity.js';
 import { Capability, ErrorCode, MsgType } from '../../src/channel/protocol.js';
 import { PayloadReader, PayloadWriter } from '../../src/channel/wire.js';
 import { type GuestError, type JitvmError, ProtocolError } from '../../src/core/errors.js';
-import { AGENT_SOURCE_DIR, buildAgent } from '../../src/image/agent-build.js';
 import { runCommand } from '../../src/sandbox/command.js';
+import { DevAgent } from '../helpers/dev-agent.js';
 import { alive } from '../helpers/process.js';
 
-let dir: string;
-let server: Server;
-let agent: ChildProcess;
-const connections: Socket[] = [];
-const waiting: Array<(socket: Socket) => void> = [];
-
-/** The agent's next connection to us (it reconnects every 100 ms after a disconnect). */
-function nextConnection(): Promise<Socket> {
-  const ready = connections.shift();
-  return ready ? Promise.resolve(ready) : new Promise((resolve) => waiting.push(resolve));
-}
-
-async function connectAgent(): Promise<AgentConnection> {
-  const connection = new AgentConnection(await nextConnection());
-  await connection.handshake();
-  return connection;
-}
+let agent: DevAgent;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'jitvm-agent-'));
-  await buildAgent(AGENT_SOURCE_DIR, join(dir, 'agent'));
-  server = createServer((socket) => {
-    const waiter = waiting.shift();
-    if (waiter) waiter(socket);
-    else connections.push(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(join(dir, 'agent.sock'), resolve));
-  agent = spawn(join(dir, 'agent'), ['--connect', join(dir, 'agent.sock')], { stdio: 'ignore' });
+  agent = await DevAgent.start();
 });
 
-after(async () => {
-  const exited = new Promise((resolve) => agent.once('exit', resolve));
-  agent.kill('SIGTERM');
-  await exited;
-  for (const socket of connections) socket.destroy();
-  server.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => agent?.stop());
 
 describe('the C agent in dev mode', () => {
   it('runs commands with exit codes, separate streams and a flow-controlled flood', async () => {
-    const connection = await connectAgent();
+    const { connection } = await agent.connect();
     try {
       const result = await runCommand(connection, 'echo out; echo err >&2; exit 3');
       assert.deepEqual([result.exitCode, result.stdout, result.stderr], [3, 'out\n', 'err\n']);
@@ -74,7 +39,7 @@ describe('the C agent in dev mode', () => {
   });
 
   it('kills the process group of a disconnected host and serves the next connection', async () => {
-    const first = await connectAgent();
+    const { connection: first } = await agent.connect();
     let printed = '';
     const running = runCommand(first, 'echo $$; exec sleep 100', { onStdout: (chunk) => (printed += chunk) });
     running.catch(() => undefined);
@@ -82,7 +47,7 @@ describe('the C agent in dev mode', () => {
     const pid = Number(printed.trim());
     assert.ok(alive(pid));
     first.close();
-    const second = await connectAgent();
+    const { connection: second } = await agent.connect();
     try {
       await until(() => !alive(pid));
       assert.equal((await runCommand(second, ['true'])).exitCode, 0);
@@ -92,9 +57,9 @@ describe('the C agent in dev mode', () => {
   });
 
   it('frees the slots of abandoned reads (CANCEL), so later requests still get through', async () => {
-    const connection = await connectAgent();
+    const { connection } = await agent.connect();
     try {
-      const path = join(dir, 'big.bin');
+      const path = join(agent.dir, 'big.bin');
       await writeFile(connection, path, [Buffer.alloc(4 * 1024 * 1024, 7)]);
       for (let i = 0; i < 70; i++) {
         const { content } = await readFile(connection, path);
@@ -107,7 +72,7 @@ describe('the C agent in dev mode', () => {
   });
 
   it('refuses a version it does not speak, then still accepts a good HELLO', async () => {
-    const socket = await nextConnection();
+    const socket = await agent.nextConnection();
     const decoder = new FrameDecoder();
     const replies: Array<{ type: number; payload: Buffer }> = [];
     socket.on('data', (data: Buffer) => replies.push(...decoder.push(data)));
@@ -123,7 +88,7 @@ describe('the C agent in dev mode', () => {
   });
 
   it('never sets its identity in dev mode: no IDENTITY capability, and a SET_IDENTITY sent anyway is refused', async () => {
-    const connection = await connectAgent();
+    const { connection } = await agent.connect();
     try {
       assert.equal(connection.info!.capabilities & Capability.IDENTITY, 0);
       await assert.rejects(setIdentity(connection), (error: unknown) => (error as JitvmError).code === 'unsupported');
@@ -153,7 +118,7 @@ describe('the C agent in dev mode', () => {
   });
 
   it('treats a truncated SET_IDENTITY as a protocol error', async () => {
-    const connection = await connectAgent();
+    const { connection } = await agent.connect();
     const closed = new Promise<Error>((resolve) => connection.once('close', resolve));
     const truncated = new PayloadWriter().u64(1n).u32(100).finish();
     await assert.rejects(connection.request(MsgType.SET_IDENTITY, truncated, MsgType.OK), ProtocolError);
@@ -161,7 +126,7 @@ describe('the C agent in dev mode', () => {
   });
 
   it('answers an oversized frame with a connection-level protocol error and ends the connection', async () => {
-    const connection = await connectAgent();
+    const { connection } = await agent.connect();
     const closed = new Promise<Error>((resolve) => connection.once('close', resolve));
     const evil = Buffer.alloc(12);
     evil.writeUInt32LE(0xffffffff, 0);

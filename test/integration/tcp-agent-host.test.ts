@@ -3,41 +3,20 @@
  * 127.0.0.1, so every "guest" server and client here is a loopback socket the test itself opens.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { AgentConnection } from '../../src/channel/client.js';
+import type { AgentConnection } from '../../src/channel/client.js';
 import { Capability, INITIAL_WINDOW, MsgType } from '../../src/channel/protocol.js';
 import { type TcpTunnel, acceptTcp, openTcp } from '../../src/channel/tcp.js';
 import { ChannelClosedError, GuestError, type JitvmError } from '../../src/core/errors.js';
-import { AGENT_SOURCE_DIR, buildAgent } from '../../src/image/agent-build.js';
+import { DevAgent } from '../helpers/dev-agent.js';
 
 const MiB = 1024 * 1024;
-let dir: string;
-let channelServer: Server;
-let agent: ChildProcess;
-const connections: Socket[] = [];
-const waiting: Array<(socket: Socket) => void> = [];
+let agent: DevAgent;
 const cleanups: Array<() => void> = [];
-
-function startAgent(): void {
-  agent = spawn(join(dir, 'agent'), ['--connect', join(dir, 'agent.sock')], { stdio: 'ignore' });
-}
-
-/** The agent's next connection (it reconnects every 100 ms after a disconnect), handshaken. */
-async function connectAgent(): Promise<{ connection: AgentConnection; transport: Socket }> {
-  const ready = connections.shift();
-  const transport = ready ?? (await new Promise<Socket>((resolve) => waiting.push(resolve)));
-  const connection = new AgentConnection(transport);
-  await connection.handshake();
-  cleanups.push(() => connection.close());
-  return { connection, transport };
-}
 
 /**
  * A loopback server standing in for a guest program (half-open allowed, so it may write after the tunnel's FIN);
@@ -94,7 +73,7 @@ function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 
 /** Waits for the tunnel's 'close' (reading it to the end may already have closed it) and checks it saw no error. */
 async function closedCleanly(tunnel: TcpTunnel): Promise<void> {
-  if (!tunnel.closed) await closedCleanly(tunnel);
+  if (!tunnel.closed) await once(tunnel, 'close');
   assert.equal(tunnel.errored, null);
 }
 
@@ -137,33 +116,17 @@ async function bindable(port: number): Promise<boolean> {
 }
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'jitvm-tcp-'));
-  await buildAgent(AGENT_SOURCE_DIR, join(dir, 'agent'));
-  channelServer = createServer((socket) => {
-    const waiter = waiting.shift();
-    if (waiter) waiter(socket);
-    else connections.push(socket);
-  });
-  channelServer.listen(join(dir, 'agent.sock'));
-  await once(channelServer, 'listening');
-  startAgent();
+  agent = await DevAgent.start('jitvm-tcp-');
 });
 
 after(async () => {
   for (const cleanup of cleanups.splice(0)) cleanup();
-  if (agent.exitCode === null && agent.signalCode === null) {
-    const exited = once(agent, 'exit');
-    agent.kill('SIGTERM');
-    await exited;
-  }
-  for (const socket of connections) socket.destroy();
-  channelServer.close();
-  rmSync(dir, { recursive: true, force: true });
+  await agent?.stop();
 });
 
 describe('TCP tunnels through the C agent in dev mode', () => {
   it('offers the TCP capability and round-trips bytes to an echo server', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     const port = await guestServer((socket) => socket.pipe(socket));
     assert.ok(connection.hasCapability(Capability.TCP));
     const tunnel = await openTcp(connection, port);
@@ -175,7 +138,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('carries 8 MiB each way, the host half-closing first', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     const toGuest = randomBytes(8 * MiB);
     const fromGuest = randomBytes(8 * MiB);
     const port = await guestServer((socket) => {
@@ -196,7 +159,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('carries 8 MiB each way at once, the guest half-closing first', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     const toGuest = randomBytes(8 * MiB);
     const fromGuest = randomBytes(8 * MiB);
     let guestReceived: Promise<Buffer> | undefined;
@@ -217,7 +180,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('says clearly when nothing listens on the port', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     const port = await freePort();
     await assert.rejects(
       openTcp(connection, port),
@@ -230,7 +193,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('accepts a guest client, which gets the reply, and refuses a port a guest program holds', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     const port = await freePort();
     const accepting = acceptTcp(connection, port);
     await synced(connection);
@@ -254,7 +217,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('serves two concurrent accepts on one port, one client each', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     const port = await freePort();
     const accepts = [acceptTcp(connection, port), acceptTcp(connection, port)];
     await synced(connection);
@@ -277,7 +240,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('cancels a pending accept, and closes the listening socket after its grace', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     const port = await freePort();
     const controller = new AbortController();
     const waiting = acceptTcp(connection, port, { signal: controller.signal });
@@ -298,7 +261,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('stops the guest sender at the window while the host does not read, and the reverse', async () => {
-    const { connection, transport } = await connectAgent();
+    const { connection, transport } = await agent.connect();
     const flood = randomBytes(32 * MiB);
     let guestSocket: Socket | undefined;
     const port = await guestServer((socket) => {
@@ -321,7 +284,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
     const sent = (await settled(() => transport.bytesWritten)) - sentBefore;
     assert.ok(sent < flood.length / 2, `${sent} bytes sent while the guest did not read`);
     assert.equal(acknowledged, false);
-    const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))![1]);
+    const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'))![1]);
     assert.ok(rssKiB < 16 * 1024, `the agent holds ${rssKiB} KiB`);
 
     const received = readAll(tunnel);
@@ -335,7 +298,7 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('resets guest connections and closes listeners when the host disconnects', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     let guestSocket: Socket | undefined;
     const port = await guestServer((socket) => (guestSocket = socket));
     const tunnel = await openTcp(connection, port);
@@ -352,12 +315,12 @@ describe('TCP tunnels through the C agent in dev mode', () => {
   });
 
   it('destroys an open tunnel with ChannelClosedError when the agent goes away', async () => {
-    const { connection } = await connectAgent();
+    const { connection } = await agent.connect();
     const port = await guestServer(() => undefined);
     const tunnel: TcpTunnel = await openTcp(connection, port);
     const failed = once(tunnel, 'error');
-    const exited = once(agent, 'exit');
-    agent.kill('SIGKILL');
+    const exited = once(agent.child, 'exit');
+    agent.child.kill('SIGKILL');
     const [error] = (await failed) as [Error];
     assert.ok(error instanceof ChannelClosedError, String(error));
     await exited;

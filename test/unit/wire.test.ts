@@ -19,6 +19,17 @@ describe('payload encoding', () => {
     reader.end();
   });
 
+  it('writes u16 little-endian at both ends of its range, refuses values past it and short reads', () => {
+    const payload = new PayloadWriter().u16(0).u16(0x1234).u16(65535).finish();
+    assert.deepEqual([...payload], [0, 0, 0x34, 0x12, 0xff, 0xff]);
+    const reader = new PayloadReader(payload, 'P');
+    assert.deepEqual([reader.u16(), reader.u16(), reader.u16()], [0, 0x1234, 65535]);
+    reader.end();
+    assert.throws(() => new PayloadWriter().u16(65536), RangeError);
+    assert.throws(() => new PayloadWriter().u16(-1), RangeError);
+    assert.throws(() => new PayloadReader(Buffer.from([7]), 'P').u16(), /P: truncated payload \(needs 2 more bytes/);
+  });
+
   it('refuses a string length that runs past the payload', () => {
     const payload = new PayloadWriter().u32(1000).bytes(Buffer.from('short')).finish();
     assert.throws(() => new PayloadReader(payload, 'X').str(), /X: truncated payload/);
