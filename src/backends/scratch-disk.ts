@@ -1,8 +1,8 @@
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { AttachedDrive, Drive, VmConfig } from '../core/config.js';
 import { JitvmError } from '../core/errors.js';
+import { createSparseFile } from '../image/fs-util.js';
 import { runHostCommand } from '../image/host-command.js';
 
 /** A config whose every drive has a host file: what a backend attaches. */
@@ -18,12 +18,7 @@ export function scratchDiskPath(runtimeDir: string, id: string): string {
  * up front: lazy init, ~50 ms for any size). The guest cannot grow it: its size is the limit.
  */
 async function makeScratchDisk(path: string, sizeMiB: number): Promise<void> {
-  const file = await open(path, 'wx', 0o600);
-  try {
-    await file.truncate(sizeMiB * 1024 * 1024);
-  } finally {
-    await file.close();
-  }
+  await createSparseFile(path, sizeMiB, 0o600);
   await runHostCommand(
     'mkfs.ext4',
     ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-L', 'jitvm-scratch', path],

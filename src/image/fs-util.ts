@@ -1,4 +1,4 @@
-import { access, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { access, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { z } from 'zod';
@@ -31,15 +31,30 @@ export async function publishDir(
   }
 }
 
-/** Reads a JSON file and checks it against `schema`; undefined when the file is missing, unparsable or invalid. */
-export async function readJsonFile<T>(path: string, schema: z.ZodType<T>): Promise<T | undefined> {
-  let text: string;
+/** A text file's content, or undefined when it does not exist (other read errors are thrown). */
+export async function readTextIfExists(path: string): Promise<string | undefined> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+}
+
+/** Creates `path` (refusing an existing one) as a sparse file of `sizeMiB`: no block is written. */
+export async function createSparseFile(path: string, sizeMiB: number, mode: number): Promise<void> {
+  const file = await open(path, 'wx', mode);
+  try {
+    await file.truncate(sizeMiB * 1024 * 1024);
+  } finally {
+    await file.close();
+  }
+}
+
+/** Reads a JSON file and checks it against `schema`; undefined when the file is missing, unparsable or invalid. */
+export async function readJsonFile<T>(path: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  const text = await readTextIfExists(path);
+  if (text === undefined) return undefined;
   try {
     const parsed = schema.safeParse(JSON.parse(text));
     return parsed.success ? parsed.data : undefined;

@@ -3,12 +3,12 @@
  * files), written next to its destination and renamed into place, with the image's sidecar config when it has one.
  */
 
-import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../../core/errors.js';
 import { ImageBuildError } from '../errors.js';
-import { withTempDir } from '../fs-util.js';
+import { createSparseFile, withTempDir } from '../fs-util.js';
 import { runHostCommand } from '../host-command.js';
 import { E2FSPROGS_INSTALL, e2fsTool } from './e2fsprogs.js';
 import { type Ext4Plan, INODE_SIZE, planExt4 } from './ext4-plan.js';
@@ -72,15 +72,6 @@ function mkfsArgs(sourceDir: string, image: string, plan: Ext4Plan, label: strin
   ].flat();
 }
 
-async function makeSparseFile(path: string, sizeMiB: number): Promise<void> {
-  const file = await open(path, 'wx', 0o644);
-  try {
-    await file.truncate(sizeMiB * 1024 * 1024);
-  } finally {
-    await file.close();
-  }
-}
-
 async function runMkfs(source: TreeSource, image: string, plan: Ext4Plan, label: string, signal?: AbortSignal) {
   try {
     await runHostCommand(e2fsTool('mkfs.ext4'), mkfsArgs(source.dir, image, plan, label), {
@@ -118,7 +109,7 @@ export async function writeExt4Image(
   await mkdir(dirname(output), { recursive: true });
   return withTempDir(dirname(output), async (tmp) => {
     const image = join(tmp, 'image.ext4');
-    await makeSparseFile(image, plan.sizeMiB);
+    await createSparseFile(image, plan.sizeMiB, 0o644);
     await runMkfs(source, image, plan, label, options.signal);
     const sidecar = join(tmp, 'image.json');
     if (config) await writeFile(sidecar, JSON.stringify(config, null, 2) + '\n');

@@ -3,13 +3,12 @@
  * WorkingDir, Entrypoint, Cmd, User) and where it came from, for the SDK to apply to commands run in it.
  */
 
-import { readFile } from 'node:fs/promises';
-
 import { z } from 'zod';
 
 import { ARCHES, describeZodError } from '../../core/config.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { parseJsonOrUndefined } from '../../core/json.js';
+import { readTextIfExists } from '../fs-util.js';
 
 /** Bumped when the sidecar's shape changes; readers refuse other versions. */
 export const ROOTFS_CONFIG_VERSION = 1;
@@ -55,13 +54,8 @@ export function rootfsConfigPath(imagePath: string): string {
  */
 export async function readRootfsConfig(imagePath: string): Promise<RootfsConfig | undefined> {
   const path = rootfsConfigPath(imagePath);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const text = await readTextIfExists(path);
+  if (text === undefined) return undefined;
   const parsed = RootfsConfigSchema.safeParse(parseJsonOrUndefined(text));
   if (parsed.success) return parsed.data;
   throw new InvalidArgumentError(
