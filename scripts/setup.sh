@@ -13,7 +13,8 @@ esac
 # qemu-utils: qemu-img, for the qcow2 overlays of restored clones. lz4, xz-utils, zstd: the decompressors behind Firecracker's vmlinux extraction (and its tests' reference encoders).
 # e2fsprogs: mkfs.ext4 for rootfs images and overlay disks; qemu-system-common brings virtiofsd for shared directories;
 # debootstrap: the Debian rootfs recipe (scripts/debian-rootfs.sh), which the tests build once and cache.
-packages=(qemu-system-x86 qemu-system-arm qemu-system-common qemu-utils busybox-static gcc libc6-dev cpio util-linux e2fsprogs debootstrap lz4 xz-utils zstd
+# iproute2, nftables: `ip` and `nft`, which Firecracker's nat mode runs to create a TAP and its NAT rules.
+packages=(qemu-system-x86 qemu-system-arm qemu-system-common qemu-utils busybox-static gcc libc6-dev cpio util-linux e2fsprogs debootstrap lz4 xz-utils zstd iproute2 nftables
   "gcc-${other_triplet}" "libc6-dev-${other}-cross")
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,8 +29,25 @@ export const VmRecordSchema = z.object({
   processMarker: z.string().optional(),
   /** The chroot the VMM sees as `/`, when it runs jailed. */
   vmmRoot: z.string().optional(),
-  /** Host state outside the runtime dir to remove once the VMM is gone: directories, and a cgroup (rmdir). */
-  cleanup: z.object({ dirs: z.array(z.string()), cgroup: z.string().optional() }).optional(),
+  /**
+   * Host state outside the runtime dir to remove once the VMM is gone: directories, a cgroup (rmdir), and a host
+   * NAT's TAP device and nftables table (family `ip`). Only jitvm's own names are accepted, so a damaged record cannot
+   * make the reaper delete someone else's interface or firewall table.
+   */
+  cleanup: z
+    .object({
+      dirs: z.array(z.string()),
+      cgroup: z.string().optional(),
+      tap: z
+        .string()
+        .regex(/^jv[0-9a-f]{1,13}$/)
+        .optional(),
+      nftTable: z
+        .string()
+        .regex(/^jitvm_[a-z0-9_]{1,64}$/)
+        .optional(),
+    })
+    .optional(),
   /** The VM's full config (a VmConfig, parsed where it is used: another jitvm version may have written it). */
   config: z.unknown().optional(),
   vmmVersion: z.string().optional(),
@@ -130,7 +148,10 @@ function orphaned(record: VmRecord): boolean {
 
 export type HostLeftovers = NonNullable<VmRecord['cleanup']>;
 
-/** Removes what a VM left outside its runtime dir. A cgroup can only be rmdir'ed, and only once empty. */
+/**
+ * Removes what a VM left outside its runtime dir; never throws for what is gone already. A cgroup can only be
+ * rmdir'ed, and only once empty. A NAT's table and TAP cost one `nft` and one `ip` process.
+ */
 export function removeHostLeftovers(leftovers: HostLeftovers): void {
   for (const dir of leftovers.dirs) rmSync(dir, { recursive: true, force: true });
   if (leftovers.cgroup) {
@@ -140,6 +161,13 @@ export function removeHostLeftovers(leftovers: HostLeftovers): void {
       // already gone, or the kernel still counts a dying process in it
     }
   }
+  if (leftovers.nftTable) runQuietly('nft', ['delete', 'table', 'ip', leftovers.nftTable]);
+  if (leftovers.tap) runQuietly('ip', ['link', 'del', leftovers.tap]);
+}
+
+/** Runs a removal whose only failures are "already gone" or "cannot be done here", neither of which is ours to fix. */
+function runQuietly(program: string, args: readonly string[]): void {
+  spawnSync(program, args, { stdio: 'ignore', timeout: 5000 });
 }
 
 /** The record of a running VM, or not_found saying it is not running. */

@@ -4,6 +4,7 @@
  * real hybrid-vsock socket. Dev mode runs commands on this host, so only harmless ones run here.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -18,10 +19,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FirecrackerApiError } from '../../src/backends/firecracker/api-client.js';
+import { requireNatHost, thisNatHost } from '../../src/backends/firecracker/host-nat.js';
 import { FirecrackerHypervisor, type FirecrackerOptions } from '../../src/backends/firecracker/index.js';
+import { natTableName, natTapName } from '../../src/backends/firecracker/nat-plan.js';
+import { parseVmConfig } from '../../src/core/config.js';
 import { InvalidArgumentError, JitvmError } from '../../src/core/errors.js';
 import type { VmInstance } from '../../src/core/hypervisor.js';
 import { vmsRoot } from '../../src/core/paths.js';
+import { delay } from '../../src/core/process.js';
+import { liveVmRecord, readVmRecord, removeHostLeftovers } from '../../src/core/vm-record.js';
 import { AGENT_SOURCE_DIR, buildAgent } from '../../src/image/agent-build.js';
 import { resolveImage } from '../../src/image/index.js';
 import { connectAgentWithin } from '../../src/sandbox/boot.js';
@@ -357,3 +363,102 @@ describe(
     }
   },
 );
+
+/** Why this host cannot set up a NAT (not root, no `ip` or `nft`), or false when it can. */
+function natSkipReason(): string | false {
+  try {
+    requireNatHost(thisNatHost());
+    return false;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** Whether `ip link show <tap>` and `nft list table ip <table>` find VM `id`'s NAT (only reads the host). */
+function natOnHost(id: string): { tap: boolean; table: boolean } {
+  const found = (program: string, args: string[]) => spawnSync(program, args, { stdio: 'ignore' }).status === 0;
+  return {
+    tap: found('ip', ['link', 'show', natTapName(id)]),
+    table: found('nft', ['list', 'table', 'ip', natTableName(id)]),
+  };
+}
+
+// The fake's guest never uses the NIC, and creating a TAP and firewall rules sends no packet anywhere.
+describe('Firecracker nat mode on the host (contract fake)', { skip: natSkipReason() }, () => {
+  it('creates the TAP and nftables table before boot, puts the NIC on it, and removes both on destroy', async () => {
+    const fc = await fake();
+    const sandbox = await Sandbox.create({
+      hypervisor: hypervisorFor(fc.firecracker),
+      kernel,
+      initrd,
+      network: { mode: 'nat' },
+      bootTimeoutMs: BOOT_TIMEOUT_MS,
+    });
+    const { id } = sandbox;
+    const tap = natTapName(id);
+    try {
+      assert.deepEqual(natOnHost(id), { tap: true, table: true });
+      const addresses = JSON.parse(spawnSync('ip', ['-j', 'addr', 'show', 'dev', tap], { encoding: 'utf8' }).stdout);
+      const [host] = addresses[0].addr_info.filter((a: { family: string }) => a.family === 'inet');
+      assert.match(`${host.local}/${host.prefixlen}`, /^172\.30\.\d+\.\d+\/30$/);
+      assert.equal(readFileSync(`/sys/class/net/${tap}/owner`, 'utf8').trim(), String(process.geteuid?.()));
+      assert.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), '1');
+      const sent = fc.requests().filter((r) => r.method !== 'GET');
+      const nic = sent.find((r) => r.path === '/network-interfaces/eth0');
+      assert.equal(nic?.status, 204);
+      const { guest_mac: mac, ...body } = nic?.body as { guest_mac: string };
+      assert.deepEqual(body, { iface_id: 'eth0', host_dev_name: tap });
+      assert.match(mac, /^06:00(:[0-9a-f]{2}){4}$/);
+      const boot = sent.find((r) => r.path === '/boot-source')?.body as { boot_args: string };
+      const gateway = host.local as string;
+      const guest = gateway.replace(/\d+$/, (last) => String(Number(last) + 1));
+      assert.match(boot.boot_args, new RegExp(` jitvm\\.net=${guest}/30,${gateway},[0-9.]+( |$)`));
+      assert.deepEqual(readVmRecord(id).cleanup, { dirs: [], tap, nftTable: natTableName(id) });
+      assert.equal((await sandbox.exec(['echo', 'nat'])).stdout, 'nat\n');
+    } finally {
+      await sandbox.destroy();
+    }
+    assert.deepEqual(natOnHost(id), { tap: false, table: false });
+    assert.doesNotThrow(() => removeHostLeftovers({ dirs: [], tap, nftTable: natTableName(id) }), 'gone stays gone');
+  });
+
+  it('removes the NAT when Firecracker refuses the configuration', async () => {
+    const fc = await fake();
+    const id = `jv-natfail${counter}`;
+    const config = parseVmConfig({
+      kernel,
+      initrd,
+      network: { mode: 'nat' },
+      drives: [{ id: 'gone', path: join(fc.home, 'no-such-disk.img') }],
+    });
+    await assert.rejects(hypervisorFor(fc.firecracker).spawn(config, { id }), FirecrackerApiError);
+    assert.ok(
+      fc.requests().some((r) => r.path === '/drives/gone'),
+      'Firecracker was started with the NAT in place',
+    );
+    assert.deepEqual(natOnHost(id), { tap: false, table: false });
+  });
+
+  it("leaves the NAT in a detached VM's record, so whoever finds the VM dead removes it", async () => {
+    const fc = await fake();
+    const sandbox = await Sandbox.create({
+      hypervisor: hypervisorFor(fc.firecracker),
+      kernel,
+      initrd,
+      network: { mode: 'nat' },
+      detached: true,
+      bootTimeoutMs: BOOT_TIMEOUT_MS,
+    });
+    const { id } = sandbox;
+    sandbox.detach();
+    try {
+      process.kill(readVmRecord(id).pid, 'SIGKILL');
+      assert.deepEqual(natOnHost(id), { tap: true, table: true }, 'released: this process removes nothing itself');
+      const deadline = Date.now() + BOOT_TIMEOUT_MS;
+      while (liveVmRecord(id) && Date.now() < deadline) await delay(20);
+      assert.deepEqual(natOnHost(id), { tap: false, table: false });
+    } finally {
+      removeHostLeftovers({ dirs: [join(vmsRoot(), id)], tap: natTapName(id), nftTable: natTableName(id) });
+    }
+  });
+});

@@ -23,6 +23,7 @@ import { spawnVmm } from '../spawn-vmm.js';
 import { FirecrackerApi, FirecrackerApiError } from './api-client.js';
 import { bootRequests } from './boot-config.js';
 import { type FileSpace, jailFileSpace, plainFileSpace } from './file-space.js';
+import { type NatHost, type NatTools, natLeftovers, requireNatHost, setUpHostNat, thisNatHost } from './host-nat.js';
 import { FirecrackerInstance, type FirecrackerLayout } from './instance.js';
 import {
   JAILED_API_SOCKET,
@@ -36,6 +37,7 @@ import {
   jailedVmmPid,
   jailerArgs,
 } from './jailer.js';
+import type { NatPlan } from './nat-plan.js';
 
 /** ACPI device discovery (1.8) is what lets Debian's kernel, which lacks virtio-mmio cmdline devices, find them. */
 const MIN_VERSION = [1, 8] as const;
@@ -53,6 +55,8 @@ export interface FirecrackerOptions {
   readonly jailer?: JailerOptionsInput;
   /** Whether KVM can run ordinary guests here; replaceable so the API contract can be tested without KVM. */
   readonly kvmCheck?: () => { usable: boolean; reason: string };
+  /** What `nat` mode's preconditions read (platform, CAP_NET_ADMIN, `ip`, `nft`); default this host. */
+  readonly natHost?: NatHost;
 }
 
 type Version = readonly [number, number, number];
@@ -156,19 +160,31 @@ export class FirecrackerHypervisor implements Hypervisor {
   async spawn(config: VmConfig, options: SpawnOptions = {}): Promise<VmInstance> {
     const probe = await this.requireAvailable();
     checkConfig(config);
+    const natTools = config.network.mode === 'nat' ? this.requireNat() : undefined;
     requireBootFiles(config);
     // x86 Firecracker boots an uncompressed ELF; on aarch64 it takes the kernel's `Image` as it is.
     const kernel = config.arch === 'x86_64' ? await vmlinuxFor(config.kernel) : config.kernel;
     return this.withRuntimeDir(options, async (id, runtimeDir, detached) => {
       const attached = await attachScratchDisks(config, runtimeDir);
-      const { instance, api, files } = await this.startVmm(probe, attached, id, runtimeDir, detached);
+      const nat = natTools ? await this.setUpNat(natTools, id, config) : undefined;
+      const { instance, api, files } = await this.startVmm(probe, attached, id, runtimeDir, detached, nat).catch(
+        (error: unknown) => {
+          // Once the VMM is up, its exit removes the NAT with its other leftovers.
+          if (nat) removeHostLeftovers({ dirs: [], ...natLeftovers(nat) });
+          throw error;
+        },
+      );
       try {
-        const requests = bootRequests(attached, {
-          kernel: files.expose(kernel, 'vmlinux', false),
-          initrd: files.expose(config.initrd, 'initrd', false),
-          drivePath: (drive) => files.expose(driveFile(drive), `drive-${drive.id}`, !drive.readOnly),
-          vsockSocket: files.vmmPath('vsock.sock'),
-        });
+        const requests = bootRequests(
+          attached,
+          {
+            kernel: files.expose(kernel, 'vmlinux', false),
+            initrd: files.expose(config.initrd, 'initrd', false),
+            drivePath: (drive) => files.expose(driveFile(drive), `drive-${drive.id}`, !drive.readOnly),
+            vsockSocket: files.vmmPath('vsock.sock'),
+          },
+          nat,
+        );
         await api.putBootSource(requests.bootSource);
         await api.putMachineConfig(requests.machineConfig);
         for (const drive of requests.drives) await api.putDrive(drive);
@@ -187,6 +203,14 @@ export class FirecrackerHypervisor implements Hypervisor {
     const probe = await this.requireAvailable();
     if (snapshot.backend !== this.name) {
       throw new InvalidArgumentError(`snapshot ${snapshot.dir} was written by the ${snapshot.backend} backend`);
+    }
+    if (snapshot.config.network.mode === 'nat') {
+      throw new JitvmError(
+        'unsupported',
+        `snapshot ${snapshot.dir} is of a VM with nat networking: its guest keeps the address of the original's ` +
+          'TAP subnet, so clones would collide with it and each other on the host. Snapshot VMs without a NIC ' +
+          "(network 'none' or 'allowlist'), or use the qemu backend, whose clones each get a private NAT",
+      );
     }
     if (snapshot.vmmVersion !== probe.version) {
       throw new InvalidArgumentError(
@@ -261,6 +285,24 @@ export class FirecrackerHypervisor implements Hypervisor {
     return instance;
   }
 
+  /** nat's preconditions, plus one of the jailer's: a TAP in the host's namespace is invisible from another one. */
+  private requireNat(): NatTools {
+    if (this.jailer?.netns) {
+      throw new JitvmError(
+        'unsupported',
+        `nat creates its TAP in the host's network namespace, which a jailer joining ${this.jailer.netns} cannot ` +
+          "see: set up a TAP inside that namespace and use network mode 'tap', or drop the jailer's netns",
+      );
+    }
+    return requireNatHost(this.options.natHost ?? thisNatHost());
+  }
+
+  /** The TAP is owned by the uid Firecracker runs as, so only it (and root) can attach to it. */
+  private setUpNat(tools: NatTools, id: string, config: VmConfig): Promise<NatPlan> {
+    const mac = config.network.mode === 'nat' ? config.network.mac : undefined;
+    return setUpHostNat(tools, { id, mac, owner: this.jailer?.uid ?? process.geteuid?.() ?? 0 });
+  }
+
   private async withRuntimeDir(
     options: SpawnOptions,
     start: (id: string, runtimeDir: string, detached: boolean) => Promise<FirecrackerInstance>,
@@ -283,6 +325,7 @@ export class FirecrackerHypervisor implements Hypervisor {
     id: string,
     runtimeDir: string,
     detached: boolean,
+    nat?: NatPlan,
   ): Promise<Started> {
     const consoleLog = join(runtimeDir, 'console.log');
     const vmmLog = join(runtimeDir, 'vmm.log');
@@ -297,9 +340,12 @@ export class FirecrackerHypervisor implements Hypervisor {
       vsockSocket: files.hostPath('vsock.sock'),
       consoleLog,
       vmmLog,
-      leftovers: jailer
-        ? { dirs: [jailDir(jailer, execFile, id)], cgroup: jailCgroup(jailer, execFile, id) }
-        : { dirs: [] },
+      leftovers: {
+        ...(jailer
+          ? { dirs: [jailDir(jailer, execFile, id)], cgroup: jailCgroup(jailer, execFile, id) }
+          : { dirs: [] }),
+        ...(nat ? natLeftovers(nat) : {}),
+      },
     };
     const launch = { cwd: runtimeDir, detached, stdoutPath: consoleLog, stderrPath: vmmLog };
     let vmm: VmmProcess;
@@ -363,14 +409,6 @@ function checkConfig(config: VmConfig): void {
     throw new JitvmError(
       'unsupported',
       'Firecracker has no virtio-fs, so host directories cannot be shared; attach an ext4 volume image instead',
-    );
-  }
-  if (config.network.mode === 'nat') {
-    throw new JitvmError(
-      'unsupported',
-      'the firecracker backend has no built-in NAT: it needs a TAP device plus NAT rules in the host firewall, ' +
-        'which jitvm does not create (that takes CAP_NET_ADMIN and changes the host). Create a TAP with NAT ' +
-        "yourself and use network mode 'tap', use mode 'allowlist' (no NIC needed), or the qemu backend",
     );
   }
 }
