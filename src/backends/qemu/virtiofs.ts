@@ -37,9 +37,13 @@ export function shareArgs(shares: readonly Share[], runtimeDir: string, bus: Vir
   ];
 }
 
+/** virtiofsd: `$JITVM_VIRTIOFSD`, QEMU's own in /usr/lib/qemu (Debian), or one on PATH; undefined when none. */
+export function findVirtiofsd(): string | undefined {
+  return process.env.JITVM_VIRTIOFSD ?? (existsSync(DEBIAN_VIRTIOFSD) ? DEBIAN_VIRTIOFSD : findOnPath('virtiofsd'));
+}
+
 function virtiofsdBinary(): string {
-  const found =
-    process.env.JITVM_VIRTIOFSD ?? (existsSync(DEBIAN_VIRTIOFSD) ? DEBIAN_VIRTIOFSD : findOnPath('virtiofsd'));
+  const found = findVirtiofsd();
   if (!found)
     throw new HostToolMissingError('virtiofsd', 'apt-get install qemu-system-common (or set JITVM_VIRTIOFSD)');
   return found;

@@ -1,3 +1,4 @@
+import { findVirtiofsd } from '../../backends/qemu/virtiofs.js';
 import type { Command } from 'commander';
 import { chooseBackend, explainBackendChoice, probeBackends } from '../../backends/index.js';
 import { chooseAccelerator } from '../../core/accelerator.js';
@@ -38,6 +39,10 @@ function hostTools(): HostTool[] {
     tool('dpkg-deb', 'dpkg', 'guest kernels'),
     tool('mkfs.ext4', 'e2fsprogs', 'rootfs images and overlay disks'),
     tool('qemu-img', 'qemu-utils', 'snapshot clones with writable drives'),
+    { ...tool('virtiofsd', 'qemu-system-common', 'host directory volumes (QEMU)'), path: findVirtiofsd() },
+    tool('debootstrap', 'debootstrap', 'the Debian rootfs recipe (scripts/debian-rootfs.sh)'),
+    tool('nft', 'nftables', 'Firecracker nat mode (with ip, as root)'),
+    tool('ip', 'iproute2', 'Firecracker nat mode (with nft, as root)'),
     ...perArch,
   ];
 }
