@@ -5,6 +5,7 @@ import { delay } from '../core/process.js';
 import type { EgressDecision } from '../network/egress-options.js';
 import type { EgressPolicy } from '../network/egress-policy.js';
 import { serveEgress } from '../network/egress-proxy.js';
+import { recordEgress } from '../metrics/sdk.js';
 
 /** Where guest programs find the allowlist proxy: the agent listens on the guest's 127.0.0.1 at this port. */
 export const GUEST_PROXY_PORT = 3128;
@@ -73,7 +74,10 @@ export class EgressGateway {
   private serve(tunnel: TcpTunnel): void {
     this.tunnels.add(tunnel);
     const served: Promise<void> = serveEgress(tunnel, this.policy, {
-      onDecision: this.onDecision,
+      onDecision: (decision) => {
+        recordEgress(decision);
+        this.onDecision?.(decision);
+      },
       onError: (error) => process.emitWarning(`jitvm: allowlist proxy: ${error.message}`),
     })
       .catch(() => undefined)

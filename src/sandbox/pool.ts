@@ -2,6 +2,7 @@
  * The warm pool: keeps `size` sandboxes of one spec started, so `acquire()` hands one out at once instead of a
  * restore (~0.1–0.4 s under TCG) or a cold boot (~2.4 s). One pool serves one (image, config) key. docs/pool.md.
  */
+import { trackPool } from '../metrics/registry.js';
 import { CancelledError, JitvmError } from '../core/errors.js';
 import { parseWith } from '../core/config.js';
 import { SnapshotStore } from '../snapshot/store.js';
@@ -57,6 +58,8 @@ export class Pool<T extends PooledVm = Sandbox> implements AsyncDisposable {
   private closing: Promise<void> | undefined;
   /** What `jitvm pool` reads (pools from `Pool.start` only). */
   private status: PoolStatusFile | undefined;
+  /** Stops counting this pool in the pool metrics. */
+  private readonly untrack: () => void;
 
   private constructor(
     private readonly settings: PoolSettings,
@@ -70,6 +73,7 @@ export class Pool<T extends PooledVm = Sandbox> implements AsyncDisposable {
       this.dispose(vm);
       this.scheduleFill();
     });
+    this.untrack = trackPool(() => this.stats());
     this.fill();
   }
 
@@ -166,6 +170,7 @@ export class Pool<T extends PooledVm = Sandbox> implements AsyncDisposable {
     // A start that finishes now destroys its VM, which adds a task: wait until none is left.
     await this.tasks.idle();
     this.status?.close();
+    this.untrack();
   }
 
   private refuseClosed(): void {

@@ -15,6 +15,7 @@ import { SandboxFiles } from './files.js';
 import { BOOT_ONLY_OPTIONS, type SandboxOptions, SandboxOptionsSchema } from './options.js';
 import { restoreFromStore, takeSnapshot } from './snapshots.js';
 import { storagePlan } from './storage.js';
+import { type StartOrigin, countingErrors, recordEnd, recordExec, recordStart } from '../metrics/sdk.js';
 import { type CommandDefaults, commandDefaults, withDefaults } from './command-defaults.js';
 import { SandboxNetwork, type SandboxNetworkOptions } from './network.js';
 import type { PublishedPort, PortForwardInput } from './ports.js';
@@ -63,6 +64,8 @@ export class Sandbox implements AsyncDisposable {
   private destroyed: Promise<void> | undefined;
   private network: SandboxNetwork | undefined;
   private defaults: CommandDefaults = { env: {} };
+  /** Whether this object counts in the active-sandbox metric. */
+  private counted = false;
 
   private constructor(
     readonly instance: VmInstance,
@@ -79,17 +82,23 @@ export class Sandbox implements AsyncDisposable {
     instance: VmInstance,
     connection: AgentConnection,
     config: VmConfig,
-    options: SandboxNetworkOptions,
+    start: { readonly origin: StartOrigin; readonly at: number } & Omit<SandboxNetworkOptions, 'fresh'>,
   ): Promise<Sandbox> {
     const sandbox = new Sandbox(instance, connection);
+    const { origin, at, ...network } = start;
     try {
-      sandbox.network = await SandboxNetwork.start(connection, sandbox.files, config.network, options);
+      sandbox.network = await SandboxNetwork.start(connection, sandbox.files, config.network, {
+        ...network,
+        fresh: origin === 'boot',
+      });
       sandbox.defaults = await commandDefaults(config, sandbox.network.commandEnv());
-      return sandbox;
     } catch (error) {
       await sandbox.destroy();
       throw error;
     }
+    recordStart(instance.backend, origin, at);
+    sandbox.counted = true;
+    return sandbox;
   }
 
   /**
@@ -98,6 +107,10 @@ export class Sandbox implements AsyncDisposable {
    */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     if (options.pool) return takeFromPool(options.pool, options);
+    return countingErrors('create', () => Sandbox.start(options, performance.now()));
+  }
+
+  private static async start(options: SandboxOptions, at: number): Promise<Sandbox> {
     const { signal, onImageProgress, hypervisor, onEgressDecision, ...rest } = options;
     const checked = parseWith(SandboxOptionsSchema, rest, 'invalid sandbox options');
     if (hypervisor && checked.backend && checked.backend !== hypervisor.name) {
@@ -119,7 +132,12 @@ export class Sandbox implements AsyncDisposable {
         timeoutMs: checked.bootTimeoutMs ?? RESTORE_TIMEOUT_MS,
       });
       const { instance, connection, config } = restored!;
-      return Sandbox.ready(instance, connection, config, { ports: checked.ports, onEgressDecision, fresh: false });
+      return Sandbox.ready(instance, connection, config, {
+        ports: checked.ports,
+        onEgressDecision,
+        origin: 'snapshot',
+        at,
+      });
     }
     const backend = hypervisor ?? (await selectBackend(checked.backend, checked.arch));
     // The built guest image of the guest's architecture supplies whichever of kernel and initrd the caller did not.
@@ -150,7 +168,7 @@ export class Sandbox implements AsyncDisposable {
       await instance.kill();
       throw error;
     }
-    return Sandbox.ready(instance, connection, config, { ports: checked.ports, onEgressDecision, fresh: true });
+    return Sandbox.ready(instance, connection, config, { ports: checked.ports, onEgressDecision, origin: 'boot', at });
   }
 
   /**
@@ -163,13 +181,18 @@ export class Sandbox implements AsyncDisposable {
     if (!Number.isInteger(count) || count < 1 || count > MAX_FORK) {
       throw new InvalidArgumentError(`fork count must be an integer from 1 to ${MAX_FORK}, got ${count}`);
     }
-    const restored = await restoreFromStore(name, count, {
-      hypervisor: options.hypervisor,
-      timeoutMs: options.timeoutMs ?? RESTORE_TIMEOUT_MS,
+    return countingErrors('fork', async () => {
+      const at = performance.now();
+      const restored = await restoreFromStore(name, count, {
+        hypervisor: options.hypervisor,
+        timeoutMs: options.timeoutMs ?? RESTORE_TIMEOUT_MS,
+      });
+      return Promise.all(
+        restored.map(({ instance, connection, config }) =>
+          Sandbox.ready(instance, connection, config, { origin: 'snapshot', at }),
+        ),
+      );
     });
-    return Promise.all(
-      restored.map(({ instance, connection, config }) => Sandbox.ready(instance, connection, config, { fresh: false })),
-    );
   }
 
   /** Re-attaches to a detached sandbox by id (from `jitvm create` or `detach()`). */
@@ -184,7 +207,7 @@ export class Sandbox implements AsyncDisposable {
       throw error;
     }
     const config = parseWith(VmConfigSchema, record.config, `the record of sandbox ${id}`);
-    return Sandbox.ready(instance, connection, config, { fresh: false });
+    return Sandbox.ready(instance, connection, config, { origin: 'attach', at: performance.now() });
   }
 
   get id(): string {
@@ -193,7 +216,12 @@ export class Sandbox implements AsyncDisposable {
 
   /** Runs a command to completion and returns its exit code and output. A non-zero exit is not an error. */
   async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
-    return runCommand(this.liveConnection(), command, withDefaults(this.defaults, options));
+    return countingErrors('exec', async () => {
+      const at = performance.now();
+      const result = await runCommand(this.liveConnection(), command, withDefaults(this.defaults, options));
+      recordExec(at);
+      return result;
+    });
   }
 
   /**
@@ -279,6 +307,7 @@ export class Sandbox implements AsyncDisposable {
     this.instance.release();
     void this.network?.close();
     this.connection.close();
+    this.uncount(false);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -302,6 +331,14 @@ export class Sandbox implements AsyncDisposable {
     await this.network?.close();
     this.connection.close();
     await this.instance.kill();
+    this.uncount(true);
+  }
+
+  /** This object stops counting as an active sandbox (once). */
+  private uncount(destroyed: boolean): void {
+    if (!this.counted) return;
+    this.counted = false;
+    recordEnd(this.instance.backend, destroyed);
   }
 
   private liveNetwork(): SandboxNetwork {
