@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+import { listVmIds, liveVmRecord } from '../core/vm-record.js';
 import type { PoolStats } from '../sandbox/pool-types.js';
 
 /**
@@ -95,3 +96,12 @@ poolGauge('jitvm_pool_handed_out', 'Sandboxes handed out by the pools since they
 poolGauge('jitvm_pool_hits', 'Acquires served at once from a ready sandbox, since the pools started', (s) => s.hits);
 poolGauge('jitvm_pool_misses', 'Acquires that had to wait, since the pools started', (s) => s.misses);
 poolGauge('jitvm_pool_refill_errors', 'Failed pool starts, since the pools started', (s) => s.refillErrors);
+
+new Gauge({
+  name: 'jitvm_vmm_processes',
+  help: "VMM processes running on this host for this user's runtime dir (every process's sandboxes, detached too)",
+  registers: [metricsRegistry],
+  collect() {
+    this.set(listVmIds().filter((id) => liveVmRecord(id) !== undefined).length);
+  },
+});

@@ -37,6 +37,7 @@ it('counts a sandbox from boot to destroy: created, active, boot latency, execs,
   try {
     assert.equal(await value('jitvm_sandboxes_created_total', { source: 'boot' }), before.created + 1);
     assert.equal(await value('jitvm_sandboxes_active', { backend: sandbox.instance.backend }), 1);
+    assert.ok((await value('jitvm_vmm_processes')) >= 1, 'its VMM runs');
     assert.equal(await value('jitvm_boot_seconds_count'), before.boots + 1);
     assert.ok((await value('jitvm_boot_seconds_sum')) > 0);
     await sandbox.exec(['true']);
