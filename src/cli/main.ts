@@ -7,10 +7,12 @@ import { registerExec } from './commands/exec.js';
 import { registerImage } from './commands/image.js';
 import { registerLogs } from './commands/logs.js';
 import { registerLs } from './commands/ls.js';
+import { registerMcp } from './commands/mcp.js';
 import { registerRm } from './commands/rm.js';
 import { registerRun } from './commands/run.js';
 import { registerPool } from './commands/pool.js';
 import { registerSnapshot } from './commands/snapshot.js';
+import { registerServe } from './commands/serve.js';
 import { packageVersion } from '../core/version.js';
 import { registerVersion } from './commands/version.js';
 import { reportError } from './errors.js';
@@ -43,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
   registerImage(program);
   registerSnapshot(program);
   registerPool(program);
+  registerServe(program);
+  registerMcp(program);
   registerVersion(program);
   for (const command of program.commands) command.passThroughOptions();
   try {

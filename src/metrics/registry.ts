@@ -51,7 +51,7 @@ export const restoreSeconds = new Histogram({
 
 export const execSeconds = new Histogram({
   name: 'jitvm_exec_seconds',
-  help: 'sandbox.exec: from the request to the exit status',
+  help: 'A command (sandbox.exec or sandbox.spawn): from the request to its exit status',
   buckets: LATENCY_BUCKETS,
   registers: [metricsRegistry],
 });

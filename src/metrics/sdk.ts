@@ -29,17 +29,22 @@ export function recordEnd(backend: string, destroyed: boolean): void {
   if (destroyed) sandboxesDestroyed.inc({ backend });
 }
 
-/** An exec that ran to its exit status, from request to result. */
+/** A command (exec or spawn) that ran to its exit status, from request to result. */
 export function recordExec(startedAtMs: number): void {
   execSeconds.observe((performance.now() - startedAtMs) / 1000);
 }
 
-/** Runs `work`, counting a failure under `operation` and its jitvm error code (`internal` for anything else). */
+/** Counts a failure of `operation` under its jitvm error code (`internal` for anything else). */
+export function recordError(operation: string, error: unknown): void {
+  errorsTotal.inc({ operation, code: error instanceof JitvmError ? error.code : 'internal' });
+}
+
+/** Runs `work`, counting a failure under `operation`. */
 export async function countingErrors<T>(operation: string, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    errorsTotal.inc({ operation, code: error instanceof JitvmError ? error.code : 'internal' });
+    recordError(operation, error);
     throw error;
   }
 }

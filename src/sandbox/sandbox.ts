@@ -15,7 +15,7 @@ import { SandboxFiles } from './files.js';
 import { BOOT_ONLY_OPTIONS, type SandboxOptions, SandboxOptionsSchema } from './options.js';
 import { restoreFromStore, takeSnapshot } from './snapshots.js';
 import { storagePlan } from './storage.js';
-import { type StartOrigin, countingErrors, recordEnd, recordExec, recordStart } from '../metrics/sdk.js';
+import { type StartOrigin, countingErrors, recordEnd, recordError, recordExec, recordStart } from '../metrics/sdk.js';
 import { type CommandDefaults, commandDefaults, withDefaults } from './command-defaults.js';
 import { SandboxNetwork, type SandboxNetworkOptions } from './network.js';
 import type { PublishedPort, PortForwardInput } from './ports.js';
@@ -229,7 +229,13 @@ export class Sandbox implements AsyncDisposable {
    * `options.stdin` or by `sendStdin` until `closeStdin`, as with Node's child_process.spawn.
    */
   spawn(command: Command, options: SpawnOptions = {}): CommandHandle {
-    return CommandHandle.start(this.liveConnection(), command, withDefaults(this.defaults, options), true);
+    const at = performance.now();
+    const handle = CommandHandle.start(this.liveConnection(), command, withDefaults(this.defaults, options), true);
+    handle.wait().then(
+      () => recordExec(at),
+      (error: unknown) => recordError('exec', error),
+    );
+    return handle;
   }
 
   /**

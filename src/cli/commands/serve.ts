@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { createDaemon } from '../../daemon/server.js';
+import { type ListenTarget, defaultSocketPath, parseListen } from '../../daemon/listen.js';
+import { defaultTokenPath, loadOrCreateToken, rotateToken } from '../../daemon/token-store.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+
+interface ServeFlags {
+  listen?: string;
+  socket?: string;
+  allowRemote?: boolean;
+  rotateToken?: boolean;
+}
+
+const REMOTE_WARNING =
+  'listening on a non-loopback address: anyone who can reach this port and holds the token can run code on this ' +
+  'host (sandbox options name host files: kernels, disk images, shared directories). Put it behind TLS and a firewall.';
+
+function target(flags: ServeFlags): ListenTarget {
+  if (flags.listen && flags.socket) throw new InvalidArgumentError('pass --listen or --socket, not both');
+  if (!flags.listen) return { kind: 'unix', path: flags.socket ?? defaultSocketPath() };
+  const tcp = parseListen(flags.listen);
+  if (!tcp.loopback && !flags.allowRemote) {
+    throw new InvalidArgumentError(
+      `${tcp.host} is not a loopback address; add --allow-remote to expose the daemon beyond this host`,
+    );
+  }
+  if (!tcp.loopback) process.emitWarning(REMOTE_WARNING);
+  return tcp;
+}
+
+/** Resolves once SIGINT or SIGTERM arrives. */
+const stopSignal = (): Promise<NodeJS.Signals> =>
+  new Promise((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(signal));
+  });
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the REST API (docs/api.md): on a Unix socket by default, or on TCP with a bearer token')
+    .option('--listen <ip:port>', 'listen on TCP (a bearer token is then required; port 0 picks a free one)')
+    .option('--socket <path>', 'listen on this Unix socket instead of <runtime dir>/jitvm.sock')
+    .option('--allow-remote', 'allow --listen on a non-loopback address (dangerous: see the warning)')
+    .option('--rotate-token', `replace the bearer token (${defaultTokenPath()}) and exit`)
+    .action(async (flags: ServeFlags) => {
+      const tokenPath = defaultTokenPath();
+      if (flags.rotateToken) {
+        rotateToken(tokenPath);
+        process.stdout.write(`jitvm: wrote a new token to ${tokenPath}\n`);
+        return;
+      }
+      const listen = target(flags);
+      const token = listen.kind === 'tcp' ? loadOrCreateToken(tokenPath) : undefined;
+      const daemon = createDaemon({
+        token,
+        onInternalError: (error) => process.stderr.write(`jitvm: request failed: ${String(error)}\n`),
+      });
+      const stopped = stopSignal();
+      const address = await daemon.listen(listen);
+      const auth = token ? `; bearer token in ${tokenPath}` : '';
+      process.stdout.write(`jitvm: serving on ${address}${auth}\n`);
+      const signal = await stopped;
+      process.stderr.write(`jitvm: ${signal}: draining requests and destroying this daemon's sandboxes\n`);
+      await daemon.close();
+    });
+}

@@ -1,0 +1,117 @@
+import { chmodSync, rmSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { InvalidArgumentError } from '../core/errors.js';
+import { bearerMatches } from './auth.js';
+import { type ListenTarget, claimSocketPath } from './listen.js';
+import { openApiDocument } from './openapi.js';
+import { PROBLEM_CONTENT_TYPE, type Problem, problemFor, problemFromError } from './problem.js';
+import { SandboxRegistry } from './registry.js';
+import { type Route, registerRoute } from './route.js';
+import { execRoutes } from './routes/exec.js';
+import { fileRoutes } from './routes/files.js';
+import { metaRoutes } from './routes/meta.js';
+import { sandboxRoutes } from './routes/sandboxes.js';
+
+/** How a daemon is set up. */
+export interface DaemonOptions {
+  /** Demanded as `Authorization: Bearer <token>` on every route but health and the OpenAPI document; TCP needs one. */
+  readonly token?: string;
+  /** How long `close()` lets in-flight requests finish before cutting their connections (default 10 s). */
+  readonly drainTimeoutMs?: number;
+  /** Told about requests that failed unexpectedly (500s), with the error. */
+  readonly onInternalError?: (error: unknown) => void;
+}
+
+/** A daemon: a fastify app over the SDK, owning the sandboxes created through it. */
+export interface Daemon {
+  /** The fastify instance (tests can `inject` requests without listening). */
+  readonly app: FastifyInstance;
+  /** The OpenAPI 3.1 document it serves at `/v1/openapi.json`. */
+  readonly openApi: object;
+  /**
+   * Starts listening; resolves with where (`unix:<path>` or `http://host:port`). A Unix socket gets mode 0600, and a
+   * stale one is replaced; TCP is refused without a token.
+   */
+  listen(target: ListenTarget): Promise<string>;
+  /**
+   * Stops accepting, lets in-flight requests finish (bounded by `drainTimeoutMs`, then their connections are cut),
+   * destroys every sandbox it created and removes its socket.
+   */
+  close(): Promise<void>;
+}
+
+const DRAIN_TIMEOUT_MS = 10_000;
+
+function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem);
+}
+
+function isPublic(request: FastifyRequest): boolean {
+  return (request.routeOptions.config as { public?: boolean } | undefined)?.public === true;
+}
+
+/** Builds a daemon (not yet listening) with the whole `/v1` API. */
+export function createDaemon(options: DaemonOptions = {}): Daemon {
+  const { token } = options;
+  const registry = new SandboxRegistry();
+  const app = Fastify({ logger: false, return503OnClosing: true });
+  let document: object = {};
+  const routes: Route[] = [
+    ...metaRoutes(() => document),
+    ...sandboxRoutes(registry),
+    ...execRoutes(registry),
+    ...fileRoutes(registry),
+  ];
+  document = openApiDocument(routes, token !== undefined);
+
+  app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+  app.addHook('onRequest', async (request, reply) => {
+    if (token === undefined || isPublic(request) || bearerMatches(request.headers.authorization, token)) return;
+    reply.header('www-authenticate', 'Bearer realm="jitvm"');
+    const problem = problemFor('invalid_argument', 'a valid bearer token is required: see `jitvm serve --help`');
+    return sendProblem(reply, { ...problem, status: 401, title: 'Unauthorized' });
+  });
+  app.setErrorHandler((error, _request, reply) => {
+    const problem = problemFromError(error);
+    if (problem.status >= 500 && problem.code === 'internal') options.onInternalError?.(error);
+    return sendProblem(reply, problem);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problemFor('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+  for (const route of routes) registerRoute(app, route);
+
+  let socketPath: string | undefined;
+  return {
+    app,
+    openApi: document,
+    async listen(target) {
+      if (target.kind === 'tcp') {
+        if (token === undefined) throw new InvalidArgumentError('listening on TCP requires a bearer token');
+        const address = await app.listen({ host: target.host, port: target.port });
+        return address;
+      }
+      await claimSocketPath(target.path);
+      await app.listen({ path: target.path });
+      chmodSync(target.path, 0o600);
+      socketPath = target.path;
+      return `unix:${target.path}`;
+    },
+    async close() {
+      const closing = app.close();
+      const drainTimer = new AbortController();
+      const drained = await Promise.race([
+        closing.then(() => true),
+        delay(options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS, false, { signal: drainTimer.signal }).catch(() => true),
+      ]);
+      drainTimer.abort();
+      if (!drained) {
+        app.server.closeAllConnections();
+        await closing;
+      }
+      await registry.destroyAll();
+      if (socketPath) rmSync(socketPath, { force: true });
+    },
+  };
+}

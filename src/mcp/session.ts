@@ -1,0 +1,114 @@
+import { JitvmError } from '../core/errors.js';
+import type { SandboxOptions } from '../sandbox/options.js';
+import { Sandbox } from '../sandbox/sandbox.js';
+
+/** How the session starts a sandbox; tests and embedders pass their own (e.g. to set `bootTimeoutMs`). */
+export type CreateSandbox = (options: SandboxOptions) => Promise<Sandbox>;
+
+/** Sandboxes one MCP session may hold at once, booting ones included. */
+export const DEFAULT_MAX_SANDBOXES = 8;
+
+export interface SandboxSessionOptions {
+  readonly createSandbox?: CreateSandbox;
+  readonly maxSandboxes?: number;
+}
+
+/** What list_sandboxes reports of one sandbox. */
+export interface SessionSandboxInfo {
+  readonly id: string;
+  readonly createdAt: string;
+  readonly fromSnapshot?: string;
+}
+
+interface Held {
+  readonly sandbox: Sandbox;
+  readonly info: SessionSandboxInfo;
+}
+
+/**
+ * The sandboxes one MCP session created, by id. Refuses a sandbox past its cap; `close()` cancels the boots under
+ * way and destroys every sandbox, and from then on refuses new ones.
+ */
+export class SandboxSession {
+  private readonly held = new Map<string, Held>();
+  private readonly booting = new Set<Promise<unknown>>();
+  private readonly closing = new AbortController();
+  private closed: Promise<void> | undefined;
+  private readonly createSandbox: CreateSandbox;
+  readonly maxSandboxes: number;
+
+  constructor(options: SandboxSessionOptions = {}) {
+    this.createSandbox = options.createSandbox ?? ((sandboxOptions) => Sandbox.create(sandboxOptions));
+    this.maxSandboxes = options.maxSandboxes ?? DEFAULT_MAX_SANDBOXES;
+  }
+
+  /** Starts a sandbox owned by this session; `signal` cancels its boot (as does `close()`). */
+  async create(options: SandboxOptions, signal?: AbortSignal): Promise<Sandbox> {
+    if (this.closed) throw new JitvmError('invalid_state', 'this MCP session is closing: it starts no more sandboxes');
+    if (this.held.size + this.booting.size >= this.maxSandboxes) {
+      throw new JitvmError(
+        'invalid_state',
+        `this session already holds ${this.maxSandboxes} sandboxes, the most it may; ` +
+          'destroy_sandbox one you no longer need (list_sandboxes shows them), then create again',
+      );
+    }
+    const booting = this.boot(options, signal);
+    this.booting.add(booting);
+    try {
+      return await booting;
+    } finally {
+      this.booting.delete(booting);
+    }
+  }
+
+  /** Boots and registers a sandbox, or destroys it when the session closed meanwhile. */
+  private async boot(options: SandboxOptions, signal: AbortSignal | undefined): Promise<Sandbox> {
+    const signals = signal ? [this.closing.signal, signal] : [this.closing.signal];
+    const sandbox = await this.createSandbox({ ...options, signal: AbortSignal.any(signals) });
+    if (this.closed) {
+      await sandbox.destroy();
+      throw new JitvmError('cancelled', 'this MCP session closed while the sandbox booted; it was destroyed');
+    }
+    const info = { id: sandbox.id, createdAt: new Date().toISOString(), fromSnapshot: options.fromSnapshot };
+    this.held.set(sandbox.id, { sandbox, info });
+    return sandbox;
+  }
+
+  /** The sandbox `id` of this session; refuses an id it did not create (or already destroyed). */
+  get(id: string): Sandbox {
+    const held = this.held.get(id);
+    if (!held) {
+      throw new JitvmError(
+        'not_found',
+        `no sandbox "${id}" in this MCP session (destroyed, or never created here); ` +
+          'call list_sandboxes for the live ids, or create_sandbox for a new one',
+      );
+    }
+    return held.sandbox;
+  }
+
+  /** Destroys the sandbox `id` and forgets it. */
+  async destroy(id: string): Promise<void> {
+    const sandbox = this.get(id);
+    this.held.delete(id);
+    await sandbox.destroy();
+  }
+
+  list(): SessionSandboxInfo[] {
+    return [...this.held.values()].map((held) => held.info);
+  }
+
+  /** Cancels the boots under way and destroys every sandbox of the session; idempotent, never rejects. */
+  close(): Promise<void> {
+    this.closed ??= this.destroyAll();
+    return this.closed;
+  }
+
+  private async destroyAll(): Promise<void> {
+    this.closing.abort();
+    await Promise.allSettled([...this.booting]);
+    const sandboxes = [...this.held.values()].map((held) => held.sandbox);
+    this.held.clear();
+    await Promise.allSettled(sandboxes.map((sandbox) => sandbox.destroy()));
+  }
+}
