@@ -64,3 +64,7 @@ export { SnapshotRejectedError } from './snapshot/errors.js';
 export type { OpenedSnapshot } from './snapshot/compat.js';
 export type { SnapshotManifest } from './snapshot/manifest.js';
 export { setIdentity, type IdentityOptions } from './channel/identity.js';
+export { createDaemon, type Daemon, type DaemonOptions } from './daemon/server.js';
+export { createMcpServer } from './mcp/server.js';
+export { SandboxSession } from './mcp/session.js';
+export { metricsRegistry } from './metrics/registry.js';

@@ -21,6 +21,14 @@ export interface DaemonOptions {
   readonly drainTimeoutMs?: number;
   /** Told about requests that failed unexpectedly (500s), with the error. */
   readonly onInternalError?: (error: unknown) => void;
+  /**
+   * Structured logs (pino, through fastify): one JSON line per request with its id, plus the sandbox ids routes
+   * act on, to `stream` (default stderr). Off unless given.
+   */
+  readonly log?: {
+    readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+    readonly stream?: NodeJS.WritableStream;
+  };
 }
 
 /** A daemon: a fastify app over the SDK, owning the sandboxes created through it. */
@@ -55,7 +63,8 @@ function isPublic(request: FastifyRequest): boolean {
 export function createDaemon(options: DaemonOptions = {}): Daemon {
   const { token } = options;
   const registry = new SandboxRegistry();
-  const app = Fastify({ logger: false, return503OnClosing: true });
+  const logger = options.log ? { level: options.log.level, stream: options.log.stream ?? process.stderr } : false;
+  const app = Fastify({ logger, return503OnClosing: true });
   let document: object = {};
   const routes: Route[] = [
     ...metaRoutes(() => document),

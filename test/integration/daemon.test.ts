@@ -17,6 +17,8 @@ interface Served {
   readonly child: ChildProcess;
   readonly address: string;
   readonly stopped: Promise<number | null>;
+  /** The JSON log lines it wrote on stderr so far. */
+  readonly logs: Record<string, unknown>[];
 }
 
 /** What the suite removes at its end: daemons still running, temp dirs. */
@@ -31,8 +33,18 @@ function temp(prefix: string): string {
 
 /** Starts `jitvm serve` with `args`; resolves once it prints where it serves. Killed at the end if still running. */
 async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.unshift(() => void (child.exitCode === null && child.kill('SIGKILL')));
+  const logs: Record<string, unknown>[] = [];
+  let partial = '';
+  child.stderr!.on('data', (data: Buffer) => {
+    const lines = (partial + data.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith('{')) logs.push(JSON.parse(line) as Record<string, unknown>);
+      else if (line.trim()) process.stderr.write(`${line}\n`);
+    }
+  });
   const stopped = new Promise<number | null>((resolve) => child.once('exit', resolve));
   let printed = '';
   const address = await new Promise<string>((resolve, reject) => {
@@ -43,7 +55,7 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<Served> {
     });
     void stopped.then((code) => reject(new Error(`jitvm serve exited with ${code}: ${printed}`)));
   });
-  return { child, address, stopped };
+  return { child, address, stopped, logs };
 }
 
 /** The daemon's resident set in bytes, from /proc. */
@@ -227,6 +239,10 @@ describe('jitvm serve', { timeout: 300_000 }, () => {
     assert.match(metrics, /^jitvm_sandboxes_destroyed_total\{backend="qemu"\} [1-9]/m);
     assert.match(metrics, /^jitvm_exec_seconds_count [1-9]/m);
     assert.match(metrics, /^jitvm_errors_total\{operation="exec",code="not_found"\} [1-9]/m);
+    const created = tcp.logs.find((line) => line.msg === 'sandbox created');
+    assert.equal(created?.sandboxId, id, 'a structured log line names the sandbox');
+    assert.equal(typeof created?.reqId, 'string', '…and the request');
+    assert.ok(tcp.logs.some((line) => line.msg === 'sandbox destroyed' && line.sandboxId === id));
     assert.ok(validator.checked > 20);
     tcp.child.kill('SIGTERM');
     assert.equal(await tcp.stopped, 0);

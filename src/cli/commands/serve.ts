@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { createDaemon } from '../../daemon/server.js';
 import { type ListenTarget, defaultSocketPath, parseListen } from '../../daemon/listen.js';
 import { defaultTokenPath, loadOrCreateToken, rotateToken } from '../../daemon/token-store.js';
@@ -9,6 +9,7 @@ interface ServeFlags {
   socket?: string;
   allowRemote?: boolean;
   rotateToken?: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
 const REMOTE_WARNING =
@@ -42,6 +43,11 @@ export function registerServe(program: Command): void {
     .option('--socket <path>', 'listen on this Unix socket instead of <runtime dir>/jitvm.sock')
     .option('--allow-remote', 'allow --listen on a non-loopback address (dangerous: see the warning)')
     .option('--rotate-token', `replace the bearer token (${defaultTokenPath()}) and exit`)
+    .addOption(
+      new Option('--log-level <level>', 'JSON logs on stderr: one line per request (with its id) and per sandbox')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+        .default('info'),
+    )
     .action(async (flags: ServeFlags) => {
       const tokenPath = defaultTokenPath();
       if (flags.rotateToken) {
@@ -53,6 +59,7 @@ export function registerServe(program: Command): void {
       const token = listen.kind === 'tcp' ? loadOrCreateToken(tokenPath) : undefined;
       const daemon = createDaemon({
         token,
+        ...(flags.logLevel === 'silent' ? {} : { log: { level: flags.logLevel } }),
         onInternalError: (error) => process.stderr.write(`jitvm: request failed: ${String(error)}\n`),
       });
       const stopped = stopSignal();

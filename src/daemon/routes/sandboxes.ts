@@ -15,8 +15,9 @@ export function sandboxRoutes(registry: SandboxRegistry): Route[] {
         body: CreateSandboxBody,
         responses: { 201: { description: 'the sandbox is running', json: SandboxInfo } },
       },
-      async ({ body, reply }) => {
+      async ({ body, request, reply }) => {
         const sandbox = await Sandbox.create(body);
+        request.log.info({ sandboxId: sandbox.id, backend: sandbox.instance.backend }, 'sandbox created');
         reply.code(201);
         return registry.add(sandbox, body);
       },
@@ -51,8 +52,9 @@ export function sandboxRoutes(registry: SandboxRegistry): Route[] {
         params: SandboxIdParams,
         responses: { 204: { description: 'destroyed' } },
       },
-      async ({ params, reply }) => {
+      async ({ params, request, reply }) => {
         await registry.destroy(params.id);
+        request.log.info({ sandboxId: params.id }, 'sandbox destroyed');
         return reply.code(204).send();
       },
     ),
