@@ -1,58 +1,204 @@
 import { CancelledError, JitvmError } from '../core/errors.js';
-import type { Sandbox } from '../sandbox/sandbox.js';
+import { readVmRecord } from '../core/vm-record.js';
+import { Sandbox } from '../sandbox/sandbox.js';
 import type { z } from 'zod';
+import { type AdoptionLog, adoptSandboxes } from './lifecycle-adopt.js';
+import {
+  DEFAULT_SANDBOX_MEMORY_MIB,
+  type Deadlines,
+  type ExpiryReason,
+  type Limits,
+  checkLimits,
+  expiryReason,
+  idleExpiresAt,
+  initialDeadlines,
+} from './lifecycle.js';
 import type { CreateSandboxBody, SandboxInfo } from './schemas.js';
+import type { DaemonStateStore, SavedSandbox } from './state.js';
 
 type CreateOptions = z.output<typeof CreateSandboxBody>;
 
 interface Entry {
   readonly sandbox: Sandbox;
-  readonly options: CreateOptions;
   readonly createdAt: Date;
+  readonly config: SandboxInfo['config'];
+  readonly memoryMiB: number;
+  deadlines: Deadlines;
+  lastActiveAt: number;
+  /** Requests on this sandbox still open (a streaming exec counts until its response ends). */
+  busy: number;
 }
 
-/** The sandboxes one daemon created and still owns; the daemon destroys them all when it stops. */
+/** How a registry is set up. */
+export interface RegistryOptions {
+  readonly limits: Limits;
+  /** Where the owned sandboxes are saved for a later daemon; without one nothing is saved or re-adopted. */
+  readonly store?: DaemonStateStore;
+  /** Told about expired, re-adopted and discarded sandboxes. */
+  readonly log: AdoptionLog;
+}
+
+/**
+ * The sandboxes one daemon created (or re-adopted) and still owns: their deadlines, the limits on creating more, and
+ * the saved list a restarted daemon re-adopts. The daemon destroys them all when it stops.
+ */
 export class SandboxRegistry {
   private readonly entries = new Map<string, Entry>();
+  /** Creations in flight: memory reserved before booting, so concurrent creates cannot pass the limits together. */
+  private readonly reserved = new Set<{ memoryMiB: number }>();
+  private reaper: NodeJS.Timeout | undefined;
   private closed = false;
 
-  /** Takes ownership of `sandbox`, created from `options`; once `destroyAll` ran, destroys it and refuses instead. */
-  add(sandbox: Sandbox, options: CreateOptions): SandboxInfo {
+  constructor(private readonly options: RegistryOptions) {}
+
+  /**
+   * Boots a sandbox (detached, so it can outlive a daemon that dies and be re-adopted) and takes ownership of it.
+   * Refused before booting (LimitExceededError) when it would pass the count or memory limit; once `destroyAll`
+   * ran, the new sandbox is destroyed and the call refused.
+   */
+  async create(body: CreateOptions): Promise<SandboxInfo> {
+    const { timeoutMs, idleTimeoutMs, ...options } = body;
+    const reservation = { memoryMiB: options.memoryMiB ?? DEFAULT_SANDBOX_MEMORY_MIB };
+    checkLimits(this.usage(), reservation.memoryMiB, this.options.limits);
+    this.reserved.add(reservation);
+    let sandbox: Sandbox;
+    try {
+      sandbox = await Sandbox.create({ ...options, detached: true });
+    } finally {
+      this.reserved.delete(reservation);
+    }
     if (this.closed) {
-      void sandbox.destroy();
+      await sandbox.destroy();
       throw new CancelledError('the daemon is shutting down; the sandbox it was creating was destroyed');
     }
-    const entry = { sandbox, options, createdAt: new Date() };
+    const now = Date.now();
+    const entry: Entry = {
+      sandbox,
+      createdAt: new Date(now),
+      config: configInfo(options),
+      memoryMiB: readVmRecord(sandbox.id).memoryMiB,
+      deadlines: initialDeadlines(now, { timeoutMs, idleTimeoutMs }),
+      lastActiveAt: now,
+      busy: 0,
+    };
     this.entries.set(sandbox.id, entry);
+    this.save();
     return describe(entry);
   }
 
-  /** The sandbox `id`; refuses (not_found) one this daemon does not own. */
+  /** The sandbox `id`, counted as activity; refuses (not_found) one this daemon does not own. */
   get(id: string): Sandbox {
-    return this.entry(id).sandbox;
+    return this.touch(id).sandbox;
   }
 
+  /** What the daemon reports about `id` (counted as activity). */
   info(id: string): SandboxInfo {
-    return describe(this.entry(id));
+    return describe(this.touch(id));
   }
 
   list(): SandboxInfo[] {
-    return [...this.entries.values()].map(describe);
+    return [...this.entries.values()].map((entry) => describe(entry));
+  }
+
+  /** Sets the absolute deadline of `id` to `timeoutMs` from now (shorter or longer than before). */
+  setTimeout(id: string, timeoutMs: number): SandboxInfo {
+    const entry = this.touch(id);
+    entry.deadlines = { ...entry.deadlines, expiresAt: Date.now() + timeoutMs };
+    this.save();
+    return describe(entry);
+  }
+
+  /**
+   * Marks a request on `id` as open until the returned function is called: the sandbox is not idle meanwhile. An id
+   * this daemon does not own is ignored (the route answers 404 itself).
+   */
+  beginActivity(id: string): () => void {
+    const entry = this.entries.get(id);
+    if (!entry) return () => undefined;
+    entry.busy++;
+    return () => {
+      entry.busy--;
+      entry.lastActiveAt = Date.now();
+    };
   }
 
   /** Destroys the sandbox `id` and forgets it; refuses (not_found) one this daemon does not own. */
   async destroy(id: string): Promise<void> {
     const { sandbox } = this.entry(id);
     this.entries.delete(id);
+    this.save();
     await sandbox.destroy();
   }
 
-  /** Destroys every sandbox still owned, all at once; resolves when all are gone (failures are ignored: best effort). */
+  /**
+   * Re-adopts the sandboxes saved by daemons that died (see DaemonStateStore), with their deadlines; those whose VM
+   * cannot be reached again are killed. Their idle clock restarts now. Without a store, does nothing.
+   */
+  async adoptOrphans(): Promise<void> {
+    const { store, log } = this.options;
+    if (!store) return;
+    const saved = store.claimOrphans((file, problem) => log.warn({ file }, problem));
+    for (const { saved: entry, sandbox } of await adoptSandboxes(saved, log)) {
+      this.entries.set(sandbox.id, {
+        sandbox,
+        createdAt: new Date(entry.createdAt),
+        config: entry.config,
+        memoryMiB: entry.memoryMiB,
+        deadlines: { expiresAt: entry.expiresAt, idleTimeoutMs: entry.idleTimeoutMs },
+        lastActiveAt: Date.now(),
+        busy: 0,
+      });
+    }
+    this.save();
+  }
+
+  /**
+   * Checks every `intervalMs` (unref'd: it never keeps the process alive) for expired sandboxes and destroys them,
+   * telling `onExpired`. Stopped by `destroyAll`.
+   */
+  startReaper(intervalMs: number, onExpired: (id: string, reason: ExpiryReason) => void): void {
+    this.reaper = setInterval(() => void this.reap(Date.now(), onExpired), intervalMs);
+    this.reaper.unref();
+  }
+
+  /** Destroys the sandboxes expired at `now`; resolves when they are gone (a failed destroy is ignored). */
+  async reap(now: number, onExpired: (id: string, reason: ExpiryReason) => void): Promise<void> {
+    const expired = [...this.entries].flatMap(([id, entry]) => {
+      const reason = expiryReason(entry.deadlines, entry, now);
+      return reason ? [{ id, reason }] : [];
+    });
+    await Promise.allSettled(
+      expired.map(async ({ id, reason }) => {
+        onExpired(id, reason);
+        await this.destroy(id);
+      }),
+    );
+  }
+
+  /**
+   * Destroys every sandbox still owned, all at once; resolves when all are gone. The saved list is removed, or keeps
+   * only those whose destroy failed, for the next daemon to kill.
+   */
   async destroyAll(): Promise<void> {
     this.closed = true;
-    const sandboxes = [...this.entries.values()].map((entry) => entry.sandbox);
+    clearInterval(this.reaper);
+    const entries = [...this.entries];
     this.entries.clear();
-    await Promise.allSettled(sandboxes.map((sandbox) => sandbox.destroy()));
+    const results = await holdingLoop(Promise.allSettled(entries.map(([, entry]) => entry.sandbox.destroy())));
+    const failed = entries.filter((_, i) => results[i]!.status === 'rejected');
+    if (failed.length > 0) this.options.store?.save(failed.map(([id, entry]) => saved(id, entry)));
+    else this.options.store?.remove();
+  }
+
+  private usage(): { sandboxes: number; memoryMiB: number } {
+    const held = [...this.entries.values(), ...this.reserved];
+    return { sandboxes: held.length, memoryMiB: held.reduce((sum, { memoryMiB }) => sum + memoryMiB, 0) };
+  }
+
+  private touch(id: string): Entry {
+    const entry = this.entry(id);
+    entry.lastActiveAt = Date.now();
+    return entry;
   }
 
   private entry(id: string): Entry {
@@ -60,20 +206,50 @@ export class SandboxRegistry {
     if (!entry) throw new JitvmError('not_found', `no sandbox ${id} in this daemon; GET /v1/sandboxes lists them`);
     return entry;
   }
+
+  /** Saves the owned sandboxes for a later daemon (a no-op without a store). */
+  private save(): void {
+    this.options.store?.save([...this.entries].map(([id, entry]) => saved(id, entry)));
+  }
 }
 
-function describe({ sandbox, options, createdAt }: Entry): SandboxInfo {
+/**
+ * Keeps the event loop alive until `work` settles. A detached VMM is an unref'd child process: once the server has
+ * closed, awaiting its exit alone would let Node end (exit code 13) before the VM is gone and cleaned up.
+ */
+async function holdingLoop<T>(work: Promise<T>): Promise<T> {
+  const hold = setInterval(() => undefined, 60_000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(hold);
+  }
+}
+
+function configInfo(options: Omit<CreateOptions, 'timeoutMs' | 'idleTimeoutMs'>): SandboxInfo['config'] {
+  return {
+    cpus: options.cpus,
+    memoryMiB: options.memoryMiB,
+    arch: options.arch,
+    network: options.network?.mode ?? 'none',
+    fromSnapshot: options.fromSnapshot,
+  };
+}
+
+function saved(id: string, entry: Entry): SavedSandbox {
+  const { createdAt, deadlines, memoryMiB, config } = entry;
+  return { id, createdAt: createdAt.toISOString(), ...deadlines, memoryMiB, config };
+}
+
+function describe(entry: Entry, now = Date.now()): SandboxInfo {
+  const { sandbox, createdAt, config, deadlines } = entry;
   return {
     id: sandbox.id,
     backend: sandbox.instance.backend,
     createdAt: createdAt.toISOString(),
-    config: {
-      cpus: options.cpus,
-      memoryMiB: options.memoryMiB,
-      arch: options.arch,
-      network: options.network?.mode ?? 'none',
-      fromSnapshot: options.fromSnapshot,
-    },
+    expiresAt: new Date(deadlines.expiresAt).toISOString(),
+    idleExpiresAt: new Date(idleExpiresAt(deadlines, entry, now)).toISOString(),
+    config,
     ports: sandbox.ports,
   };
 }

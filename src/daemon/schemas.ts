@@ -5,26 +5,45 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../core/errors.js';
 import { ExecOptionsSchema, SandboxOptionsSchema } from '../sandbox/options.js';
+import { MAX_TIMEOUT_MS } from './lifecycle.js';
 
-/** `POST /v1/sandboxes`: the SDK's options, minus `detached` (a daemon's sandboxes end with it); unknown keys refused. */
-export const CreateSandboxBody = SandboxOptionsSchema.omit({ detached: true }).strict();
+const TimeoutMs = z.number().int().min(1000).max(MAX_TIMEOUT_MS);
+
+/**
+ * `POST /v1/sandboxes`: the SDK's options, minus `detached` (the daemon decides: its VMs are detached so a restarted
+ * daemon can re-adopt them), plus the sandbox's timeouts; unknown keys refused.
+ */
+export const CreateSandboxBody = SandboxOptionsSchema.omit({ detached: true })
+  .extend({
+    timeoutMs: TimeoutMs.optional().describe('destroyed this long after creation (default 1 h, at most 24 h)'),
+    idleTimeoutMs: TimeoutMs.optional().describe('destroyed after this long without a request on it (default 5 min)'),
+  })
+  .strict();
+
+/** `POST /v1/sandboxes/:id/timeout`: the sandbox now ends `timeoutMs` from now (at most 24 h). */
+export const SetTimeoutBody = z.object({ timeoutMs: TimeoutMs }).strict();
 
 export const SandboxIdParams = z.object({ id: z.string().min(1).max(128) }).strict();
 
 const PublishedPortSchema = z.object({ guest: z.number().int(), host: z.number().int() });
+
+/** The options a sandbox was created with, as the daemon reports them. */
+export const SandboxConfigInfo = z.object({
+  cpus: z.number().int().optional(),
+  memoryMiB: z.number().int().optional(),
+  arch: z.string().optional(),
+  network: z.string().describe('network mode: none, nat, allowlist or tap'),
+  fromSnapshot: z.string().optional(),
+});
 
 /** What the daemon reports about one of its sandboxes. */
 export const SandboxInfo = z.object({
   id: z.string(),
   backend: z.string(),
   createdAt: z.string().describe('ISO 8601 time the daemon created it'),
-  config: z.object({
-    cpus: z.number().int().optional(),
-    memoryMiB: z.number().int().optional(),
-    arch: z.string().optional(),
-    network: z.string().describe('network mode: none, nat, allowlist or tap'),
-    fromSnapshot: z.string().optional(),
-  }),
+  expiresAt: z.string().describe('ISO 8601 time it will be destroyed (POST …/timeout moves it)'),
+  idleExpiresAt: z.string().describe('ISO 8601 time it will be destroyed if no request touches it before'),
+  config: SandboxConfigInfo,
   ports: z.array(PublishedPortSchema),
 });
 export type SandboxInfo = z.infer<typeof SandboxInfo>;

@@ -6,12 +6,17 @@ import { bearerMatches } from './auth.js';
 import { type ListenTarget, claimSocketPath } from './listen.js';
 import { openApiDocument } from './openapi.js';
 import { PROBLEM_CONTENT_TYPE, type Problem, problemFor, problemFromError } from './problem.js';
+import { type Limits, defaultLimits } from './lifecycle.js';
+import { activityHook } from './lifecycle-activity.js';
 import { SandboxRegistry } from './registry.js';
 import { type Route, registerRoute } from './route.js';
 import { execRoutes } from './routes/exec.js';
 import { fileRoutes } from './routes/files.js';
 import { metaRoutes } from './routes/meta.js';
+import { poolRoutes } from './routes/pools.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
+import { DaemonStateStore } from './state.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 
 /** How a daemon is set up. */
 export interface DaemonOptions {
@@ -21,6 +26,16 @@ export interface DaemonOptions {
   readonly drainTimeoutMs?: number;
   /** Told about requests that failed unexpectedly (500s), with the error. */
   readonly onInternalError?: (error: unknown) => void;
+  /** Most sandboxes and guest memory held at once (default 16, and half the host's RAM); past them: 429 / 507. */
+  readonly limits?: Partial<Limits>;
+  /**
+   * Where the daemon saves which VMs it owns (`<runtime dir>/daemon` for `jitvm serve`): `listen` first re-adopts
+   * the sandboxes of daemons that died, or kills them. Without it, nothing is saved and a killed daemon's VMs are
+   * not re-adopted.
+   */
+  readonly stateDir?: string;
+  /** How often expired sandboxes are looked for (default 1 s). */
+  readonly reapIntervalMs?: number;
   /**
    * Structured logs (pino, through fastify): one JSON line per request with its id, plus the sandbox ids routes
    * act on, to `stream` (default stderr). Off unless given.
@@ -38,8 +53,9 @@ export interface Daemon {
   /** The OpenAPI 3.1 document it serves at `/v1/openapi.json`. */
   readonly openApi: object;
   /**
-   * Starts listening; resolves with where (`unix:<path>` or `http://host:port`). A Unix socket gets mode 0600, and a
-   * stale one is replaced; TCP is refused without a token.
+   * Re-adopts the sandboxes of daemons that died (with `stateDir`), starts the reaper, then listens; resolves with
+   * where (`unix:<path>` or `http://host:port`). A Unix socket gets mode 0600, and a stale one is replaced; TCP is
+   * refused without a token.
    */
   listen(target: ListenTarget): Promise<string>;
   /**
@@ -50,6 +66,7 @@ export interface Daemon {
 }
 
 const DRAIN_TIMEOUT_MS = 10_000;
+const REAP_INTERVAL_MS = 1_000;
 
 function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem);
@@ -62,15 +79,21 @@ function isPublic(request: FastifyRequest): boolean {
 /** Builds a daemon (not yet listening) with the whole `/v1` API. */
 export function createDaemon(options: DaemonOptions = {}): Daemon {
   const { token } = options;
-  const registry = new SandboxRegistry();
   const logger = options.log ? { level: options.log.level, stream: options.log.stream ?? process.stderr } : false;
   const app = Fastify({ logger, return503OnClosing: true });
+  const registry = new SandboxRegistry({
+    limits: { ...defaultLimits(), ...options.limits },
+    store: options.stateDir === undefined ? undefined : new DaemonStateStore(options.stateDir),
+    log: app.log,
+  });
   let document: object = {};
   const routes: Route[] = [
     ...metaRoutes(() => document),
     ...sandboxRoutes(registry),
     ...execRoutes(registry),
     ...fileRoutes(registry),
+    ...snapshotRoutes(registry),
+    ...poolRoutes(),
   ];
   document = openApiDocument(routes, token !== undefined);
 
@@ -81,6 +104,7 @@ export function createDaemon(options: DaemonOptions = {}): Daemon {
     const problem = problemFor('invalid_argument', 'a valid bearer token is required: see `jitvm serve --help`');
     return sendProblem(reply, { ...problem, status: 401, title: 'Unauthorized' });
   });
+  app.addHook('onRequest', activityHook(registry));
   app.setErrorHandler((error, _request, reply) => {
     const problem = problemFromError(error);
     if (problem.status >= 500 && problem.code === 'internal') options.onInternalError?.(error);
@@ -96,12 +120,15 @@ export function createDaemon(options: DaemonOptions = {}): Daemon {
     app,
     openApi: document,
     async listen(target) {
-      if (target.kind === 'tcp') {
-        if (token === undefined) throw new InvalidArgumentError('listening on TCP requires a bearer token');
-        const address = await app.listen({ host: target.host, port: target.port });
-        return address;
+      if (target.kind === 'tcp' && token === undefined) {
+        throw new InvalidArgumentError('listening on TCP requires a bearer token');
       }
-      await claimSocketPath(target.path);
+      if (target.kind === 'unix') await claimSocketPath(target.path);
+      await registry.adoptOrphans();
+      registry.startReaper(options.reapIntervalMs ?? REAP_INTERVAL_MS, (sandboxId, reason) =>
+        app.log.info({ sandboxId, reason }, 'sandbox expired'),
+      );
+      if (target.kind === 'tcp') return app.listen({ host: target.host, port: target.port });
       await app.listen({ path: target.path });
       chmodSync(target.path, 0o600);
       socketPath = target.path;

@@ -1,25 +1,18 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { OpenApiValidator } from '../helpers/openapi-validator.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { runtimeRoot } from '../../src/core/paths.js';
+import { CLI, type Served, client, serveDaemon, tokenOf, validatorOf } from '../helpers/daemon.js';
+import type { OpenApiValidator } from '../helpers/openapi-validator.js';
 import { BOOT_TIMEOUT_MS } from '../helpers/sandbox.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
-
-interface Served {
-  readonly child: ChildProcess;
-  readonly address: string;
-  readonly stopped: Promise<number | null>;
-  /** The JSON log lines it wrote on stderr so far. */
-  readonly logs: Record<string, unknown>[];
-}
 
 /** What the suite removes at its end: daemons still running, temp dirs. */
 const cleanups: (() => void)[] = [];
@@ -29,33 +22,6 @@ function temp(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** Starts `jitvm serve` with `args`; resolves once it prints where it serves. Killed at the end if still running. */
-async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  cleanups.unshift(() => void (child.exitCode === null && child.kill('SIGKILL')));
-  const logs: Record<string, unknown>[] = [];
-  let partial = '';
-  child.stderr!.on('data', (data: Buffer) => {
-    const lines = (partial + data.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line.startsWith('{')) logs.push(JSON.parse(line) as Record<string, unknown>);
-      else if (line.trim()) process.stderr.write(`${line}\n`);
-    }
-  });
-  const stopped = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  let printed = '';
-  const address = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (data: Buffer) => {
-      printed += data.toString();
-      const match = /serving on (\S+?);?\s/.exec(printed);
-      if (match) resolve(match[1]!);
-    });
-    void stopped.then((code) => reject(new Error(`jitvm serve exited with ${code}: ${printed}`)));
-  });
-  return { child, address, stopped, logs };
 }
 
 /** The daemon's resident set in bytes, from /proc. */
@@ -73,6 +39,9 @@ async function liveIds(): Promise<string[]> {
   return (JSON.parse(out) as { id: string }[]).map((record) => record.id);
 }
 
+const serve = (args: string[], env: NodeJS.ProcessEnv): Promise<Served> =>
+  serveDaemon(args, env, (kill) => cleanups.unshift(kill));
+
 describe('jitvm serve', { timeout: 300_000 }, () => {
   let tcp: Served;
   let base: string;
@@ -85,28 +54,15 @@ describe('jitvm serve', { timeout: 300_000 }, () => {
     env = { ...process.env, XDG_CONFIG_HOME: temp('jitvm-daemon-config-') };
     tcp = await serve(['--listen', '127.0.0.1:0'], env);
     base = tcp.address;
-    token = readFileSync(join(env.XDG_CONFIG_HOME!, 'jitvm', 'token'), 'utf8').trim();
-    const document = (await (await fetch(`${base}/v1/openapi.json`)).json()) as Record<string, unknown>;
-    validator = new OpenApiValidator(document);
+    token = tokenOf(env);
+    validator = await validatorOf(base);
   });
 
-  /** A request with the token; the (whole) response is checked against the served OpenAPI document. */
-  async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-    const json = body !== undefined && !Buffer.isBuffer(body);
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(json ? { 'content-type': 'application/json' } : {}),
-        ...headers,
-      },
-      body: json ? JSON.stringify(body) : (body as Buffer | undefined),
-    });
-    const bytes = Buffer.from(await response.arrayBuffer());
-    const type = response.headers.get('content-type') ?? undefined;
-    validator.check(method, path, response.status, type, type?.includes('octet-stream') ? '' : bytes.toString());
-    return { status: response.status, headers: response.headers, bytes, json: () => JSON.parse(bytes.toString()) };
-  }
+  const call = client(
+    () => base,
+    () => token,
+    () => validator,
+  );
 
   it('refuses requests without the token or with a wrong one (401, WWW-Authenticate)', async () => {
     for (const headers of [{}, { authorization: 'Bearer not-the-token' }] as Record<string, string>[]) {
@@ -127,7 +83,11 @@ describe('jitvm serve', { timeout: 300_000 }, () => {
       (await call('GET', '/v1/sandboxes')).json().sandboxes.map((s: { id: string }) => s.id),
       [id],
     );
-    assert.equal((await call('GET', `/v1/sandboxes/${id}`)).json().config.memoryMiB, 256);
+    const info = (await call('GET', `/v1/sandboxes/${id}`)).json();
+    assert.equal(info.config.memoryMiB, 256);
+    const idleIn = Date.parse(info.idleExpiresAt) - Date.now();
+    assert.ok(idleIn > 4 * 60_000 && idleIn <= 5 * 60_000, `idle timeout defaults to 5 min: ${info.idleExpiresAt}`);
+    assert.ok(Date.parse(info.expiresAt) - Date.parse(info.createdAt) === 3600_000, 'timeout defaults to 1 h');
     const bad = await call('POST', '/v1/sandboxes', { cpus: 0, detached: true });
     assert.deepEqual([bad.status, bad.json().code], [400, 'invalid_argument']);
     assert.match(bad.headers.get('content-type')!, /^application\/problem\+json/);
@@ -274,5 +234,114 @@ describe('jitvm serve', { timeout: 300_000 }, () => {
     assert.equal(await unix.stopped, 0);
     assert.ok(!existsSync(socketPath), 'the socket is removed');
     assert.ok(!(await liveIds()).includes(created.json.id!), 'the sandbox was destroyed');
+  });
+});
+
+describe('jitvm serve: timeouts, limits and re-adoption after kill -9', { timeout: 300_000 }, () => {
+  const env = { ...process.env, XDG_CONFIG_HOME: temp('jitvm-daemon-life-config-') };
+  const stateDir = join(runtimeRoot(), 'daemon');
+  let daemon: Served;
+  let validator: OpenApiValidator;
+  const call = client(
+    () => daemon.address,
+    () => tokenOf(env),
+    () => validator,
+  );
+  /** Sandboxes this suite created: any still running at its end is removed with `jitvm rm`. */
+  const created: string[] = [];
+  cleanups.push(() => {
+    const left = created.filter((id) => existsSync(join(runtimeRoot(), 'vms', id)));
+    if (left.length > 0) spawnSync(process.execPath, [CLI, 'rm', ...left], { stdio: 'inherit' });
+  });
+
+  async function start(args: string[] = []): Promise<void> {
+    daemon = await serve(['--listen', '127.0.0.1:0', ...args], env);
+    validator = await validatorOf(daemon.address);
+  }
+
+  async function create(body: Record<string, unknown>): Promise<string> {
+    const response = await call('POST', '/v1/sandboxes', { bootTimeoutMs: BOOT_TIMEOUT_MS, ...body });
+    assert.equal(response.status, 201, response.bytes.toString());
+    created.push(response.json().id);
+    return response.json().id;
+  }
+
+  async function listed(): Promise<string[]> {
+    return (await call('GET', '/v1/sandboxes')).json().sandboxes.map((s: { id: string }) => s.id);
+  }
+
+  async function execOut(id: string, command: string): Promise<{ stdout: string; exitCode: number }> {
+    const response = await call('POST', `/v1/sandboxes/${id}/exec`, { command });
+    assert.equal(response.status, 200, response.bytes.toString());
+    const events = response.bytes
+      .toString()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    const stdout = events.filter((e) => e.type === 'stdout').map((e) => Buffer.from(e.data, 'base64').toString());
+    return { stdout: stdout.join(''), exitCode: events.at(-1).exitCode };
+  }
+
+  let kept: string;
+
+  it('refuses creates past --max-memory-mib (507) and --max-sandboxes (429) before booting', async () => {
+    await start(['--max-sandboxes', '1', '--max-memory-mib', '300']);
+    const memory = await call('POST', '/v1/sandboxes', { memoryMiB: 512 });
+    assert.deepEqual([memory.status, memory.json().status], [507, 507]);
+    assert.match(memory.headers.get('content-type')!, /^application\/problem\+json/);
+    assert.match(memory.json().detail, /300 MiB.*--max-memory-mib/s);
+    const idle = await create({ memoryMiB: 256, idleTimeoutMs: 3000 });
+    const count = await call('POST', '/v1/sandboxes', { memoryMiB: 64 });
+    assert.deepEqual([count.status, count.json().status], [429, 429]);
+    assert.match(count.json().detail, /1 of its 1 sandboxes.*--max-sandboxes/s);
+
+    // A command running longer than the idle timeout keeps the sandbox alive: an open exec is activity.
+    assert.deepEqual(await execOut(idle, 'sleep 4; echo done'), { stdout: 'done\n', exitCode: 0 });
+    assert.deepEqual(await listed(), [idle]);
+  });
+
+  it('reaps a sandbox idle past its idle timeout, logs it and kills its VM', async () => {
+    const idle = created[0]!;
+    const deadline = Date.now() + 30_000;
+    // Only the list is polled: it does not count as activity on the sandbox.
+    while ((await listed()).includes(idle) && Date.now() < deadline) await delay(500);
+    assert.deepEqual(await listed(), []);
+    assert.ok(daemon.logs.some((l) => l.msg === 'sandbox expired' && l.sandboxId === idle && l.reason === 'idle'));
+    assert.ok(!(await liveIds()).includes(idle), 'its VM is gone');
+  });
+
+  it('extends the absolute timeout with POST …/timeout', async () => {
+    kept = await create({ memoryMiB: 256 });
+    const before = Date.now();
+    const extended = await call('POST', `/v1/sandboxes/${kept}/timeout`, { timeoutMs: 2 * 3600_000 });
+    assert.equal(extended.status, 200);
+    const expiresIn = Date.parse(extended.json().expiresAt) - before;
+    assert.ok(expiresIn >= 2 * 3600_000 && expiresIn < 2 * 3600_000 + 60_000, extended.json().expiresAt);
+    const tooLong = await call('POST', `/v1/sandboxes/${kept}/timeout`, { timeoutMs: 25 * 3600_000 });
+    assert.deepEqual([tooLong.status, tooLong.json().code], [400, 'invalid_argument']);
+    assert.equal((await call('GET', `/v1/sandboxes/${kept}`)).json().expiresAt, extended.json().expiresAt);
+  });
+
+  it('a daemon started after kill -9 re-adopts its sandbox; SIGTERM then leaves nothing', async () => {
+    const { expiresAt } = (await call('GET', `/v1/sandboxes/${kept}`)).json();
+    const killed = daemon.child.pid!;
+    const stateFile = join(stateDir, `${killed}.json`);
+    assert.equal(statSync(stateFile).mode & 0o777, 0o600);
+    daemon.child.kill('SIGKILL');
+    await daemon.stopped;
+    assert.ok((await liveIds()).includes(kept), 'the detached VM outlives the daemon');
+
+    await start();
+    assert.deepEqual(await listed(), [kept]);
+    assert.equal((await call('GET', `/v1/sandboxes/${kept}`)).json().expiresAt, expiresAt, 'deadline kept');
+    assert.deepEqual(await execOut(kept, 'echo back'), { stdout: 'back\n', exitCode: 0 });
+    assert.ok(daemon.logs.some((l) => l.msg === 'sandbox re-adopted' && l.sandboxId === kept));
+    assert.ok(!existsSync(stateFile), "the dead daemon's file was taken over");
+    assert.ok(existsSync(join(stateDir, `${daemon.child.pid}.json`)));
+
+    daemon.child.kill('SIGTERM');
+    assert.equal(await daemon.stopped, 0);
+    assert.ok(!(await liveIds()).includes(kept), 'SIGTERM destroyed it');
+    assert.ok(!existsSync(join(stateDir, `${daemon.child.pid}.json`)), 'and removed its state file');
   });
 });

@@ -1,5 +1,7 @@
 import { type Command, Option } from 'commander';
+import { defaultLimits } from '../../daemon/lifecycle.js';
 import { createDaemon } from '../../daemon/server.js';
+import { defaultStateDir } from '../../daemon/state.js';
 import { type ListenTarget, defaultSocketPath, parseListen } from '../../daemon/listen.js';
 import { defaultTokenPath, loadOrCreateToken, rotateToken } from '../../daemon/token-store.js';
 import { InvalidArgumentError } from '../../core/errors.js';
@@ -9,6 +11,8 @@ interface ServeFlags {
   socket?: string;
   allowRemote?: boolean;
   rotateToken?: boolean;
+  maxSandboxes: number;
+  maxMemoryMib: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -29,6 +33,17 @@ function target(flags: ServeFlags): ListenTarget {
   return tcp;
 }
 
+/** A positive integer flag value, or invalid_argument naming the flag. */
+function positiveInt(flag: string) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new InvalidArgumentError(`${flag} expects a positive integer, got "${text}"`);
+    }
+    return value;
+  };
+}
+
 /** Resolves once SIGINT or SIGTERM arrives. */
 const stopSignal = (): Promise<NodeJS.Signals> =>
   new Promise((resolve) => {
@@ -43,6 +58,18 @@ export function registerServe(program: Command): void {
     .option('--socket <path>', 'listen on this Unix socket instead of <runtime dir>/jitvm.sock')
     .option('--allow-remote', 'allow --listen on a non-loopback address (dangerous: see the warning)')
     .option('--rotate-token', `replace the bearer token (${defaultTokenPath()}) and exit`)
+    .option(
+      '--max-sandboxes <n>',
+      'most sandboxes held at once; creates past it get 429',
+      positiveInt('--max-sandboxes'),
+      defaultLimits().maxSandboxes,
+    )
+    .option(
+      '--max-memory-mib <n>',
+      'most guest memory of all sandboxes together, in MiB (default: half the host RAM); past it, 507',
+      positiveInt('--max-memory-mib'),
+      defaultLimits().maxMemoryMiB,
+    )
     .addOption(
       new Option('--log-level <level>', 'JSON logs on stderr: one line per request (with its id) and per sandbox')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -59,6 +86,8 @@ export function registerServe(program: Command): void {
       const token = listen.kind === 'tcp' ? loadOrCreateToken(tokenPath) : undefined;
       const daemon = createDaemon({
         token,
+        limits: { maxSandboxes: flags.maxSandboxes, maxMemoryMiB: flags.maxMemoryMib },
+        stateDir: defaultStateDir(),
         ...(flags.logLevel === 'silent' ? {} : { log: { level: flags.logLevel } }),
         onInternalError: (error) => process.stderr.write(`jitvm: request failed: ${String(error)}\n`),
       });

@@ -1,9 +1,10 @@
-import { Sandbox } from '../../sandbox/sandbox.js';
+import { LimitExceededError } from '../lifecycle.js';
+import { PROBLEM_CONTENT_TYPE } from '../problem.js';
 import type { SandboxRegistry } from '../registry.js';
 import { type Route, defineRoute } from '../route.js';
-import { CreateSandboxBody, SandboxIdParams, SandboxInfo, SandboxList } from '../schemas.js';
+import { CreateSandboxBody, SandboxIdParams, SandboxInfo, SandboxList, SetTimeoutBody } from '../schemas.js';
 
-/** Create, list, inspect and destroy the daemon's sandboxes. */
+/** Create, list, inspect, extend and destroy the daemon's sandboxes. */
 export function sandboxRoutes(registry: SandboxRegistry): Route[] {
   return [
     defineRoute(
@@ -11,15 +12,22 @@ export function sandboxRoutes(registry: SandboxRegistry): Route[] {
         method: 'POST',
         url: '/v1/sandboxes',
         operationId: 'createSandbox',
-        summary: 'Boot a sandbox (or restore one from a snapshot) and wait for its agent',
+        summary:
+          'Boot a sandbox (or restore one from a snapshot) and wait for its agent; 429 or 507 when the daemon holds ' +
+          'its most sandboxes or guest memory',
         body: CreateSandboxBody,
         responses: { 201: { description: 'the sandbox is running', json: SandboxInfo } },
       },
       async ({ body, request, reply }) => {
-        const sandbox = await Sandbox.create(body);
-        request.log.info({ sandboxId: sandbox.id, backend: sandbox.instance.backend }, 'sandbox created');
-        reply.code(201);
-        return registry.add(sandbox, body);
+        try {
+          const info = await registry.create(body);
+          request.log.info({ sandboxId: info.id, backend: info.backend }, 'sandbox created');
+          reply.code(201);
+          return info;
+        } catch (error) {
+          if (!(error instanceof LimitExceededError)) throw error;
+          return reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(error.problem());
+        }
       },
     ),
     defineRoute(
@@ -42,6 +50,18 @@ export function sandboxRoutes(registry: SandboxRegistry): Route[] {
         responses: { 200: { description: 'the sandbox', json: SandboxInfo } },
       },
       async ({ params }) => registry.info(params.id),
+    ),
+    defineRoute(
+      {
+        method: 'POST',
+        url: '/v1/sandboxes/:id/timeout',
+        operationId: 'setSandboxTimeout',
+        summary: 'Destroy the sandbox `timeoutMs` from now instead of at its current deadline (at most 24 h)',
+        params: SandboxIdParams,
+        body: SetTimeoutBody,
+        responses: { 200: { description: 'the sandbox, with its new expiresAt', json: SandboxInfo } },
+      },
+      async ({ params, body }) => registry.setTimeout(params.id, body.timeoutMs),
     ),
     defineRoute(
       {

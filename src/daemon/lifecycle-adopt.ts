@@ -1,0 +1,66 @@
+import { join } from 'node:path';
+import { backendByName } from '../backends/index.js';
+import { vmsRoot } from '../core/paths.js';
+import { delay, processMatches, provenProcess } from '../core/process.js';
+import { type VmRecord, liveVmRecord } from '../core/vm-record.js';
+import { Sandbox } from '../sandbox/sandbox.js';
+import type { SavedSandbox } from './state.js';
+
+/** Where adoption reports what it did (the daemon's pino logger fits). */
+export interface AdoptionLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+/** A saved sandbox whose VM answered again. */
+export interface Adopted {
+  readonly saved: SavedSandbox;
+  readonly sandbox: Sandbox;
+}
+
+/**
+ * Re-attaches to every saved sandbox whose VM still runs (one agent reconnect each, up to 15 s when the guest does
+ * not answer). One that cannot be re-attached is killed and its host state removed: none is left running untracked.
+ */
+export async function adoptSandboxes(saved: readonly SavedSandbox[], log: AdoptionLog): Promise<Adopted[]> {
+  const adopted = await Promise.all(saved.map((entry) => adoptOne(entry, log)));
+  return adopted.filter((entry): entry is Adopted => entry !== undefined);
+}
+
+async function adoptOne(saved: SavedSandbox, log: AdoptionLog): Promise<Adopted | undefined> {
+  const record = liveVmRecord(saved.id);
+  if (!record) {
+    log.info({ sandboxId: saved.id }, 'sandbox of a previous daemon is gone');
+    return undefined;
+  }
+  try {
+    const sandbox = await Sandbox.connect(saved.id);
+    log.info({ sandboxId: saved.id }, 'sandbox re-adopted');
+    return { saved, sandbox };
+  } catch (error) {
+    log.warn({ sandboxId: saved.id, err: error }, 'sandbox of a previous daemon could not be re-adopted: killing it');
+    await killVm(record);
+    return undefined;
+  }
+}
+
+const KILL_WAIT_MS = 5_000;
+
+/**
+ * Kills a VM through its backend, or, when even attaching fails, its VMM process (only if provably that VMM), and
+ * removes its runtime dir and host leftovers once the process is gone (waiting up to 5 s for it).
+ */
+async function killVm(record: VmRecord): Promise<void> {
+  const instance = await backendByName(record.backend)
+    .attach(record.id)
+    .catch(() => undefined);
+  if (instance) {
+    await instance.kill();
+    return;
+  }
+  const marker = record.processMarker ?? join(vmsRoot(), record.id);
+  if (provenProcess(record.pid, marker)) process.kill(record.pid, 'SIGKILL');
+  const deadline = Date.now() + KILL_WAIT_MS;
+  while (processMatches(record.pid, marker) && Date.now() < deadline) await delay(50);
+  liveVmRecord(record.id);
+}
