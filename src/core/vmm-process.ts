@@ -29,7 +29,10 @@ export function childVmmProcess(child: ChildProcess & { pid: number }): VmmProce
     child: true,
     exited,
     signal: (signal) => {
-      if (alive) child.kill(signal);
+      if (!alive) return;
+      // Whoever signals a VMM waits for its exit: a detached one's handle is unref'd, and Node would end first.
+      child.ref();
+      child.kill(signal);
     },
     isAlive: () => alive,
     release: () => child.unref(),

@@ -184,7 +184,7 @@ export class SandboxRegistry {
     clearInterval(this.reaper);
     const entries = [...this.entries];
     this.entries.clear();
-    const results = await holdingLoop(Promise.allSettled(entries.map(([, entry]) => entry.sandbox.destroy())));
+    const results = await Promise.allSettled(entries.map(([, entry]) => entry.sandbox.destroy()));
     const failed = entries.filter((_, i) => results[i]!.status === 'rejected');
     if (failed.length > 0) this.options.store?.save(failed.map(([id, entry]) => saved(id, entry)));
     else this.options.store?.remove();
@@ -210,19 +210,6 @@ export class SandboxRegistry {
   /** Saves the owned sandboxes for a later daemon (a no-op without a store). */
   private save(): void {
     this.options.store?.save([...this.entries].map(([id, entry]) => saved(id, entry)));
-  }
-}
-
-/**
- * Keeps the event loop alive until `work` settles. A detached VMM is an unref'd child process: once the server has
- * closed, awaiting its exit alone would let Node end (exit code 13) before the VM is gone and cleaned up.
- */
-async function holdingLoop<T>(work: Promise<T>): Promise<T> {
-  const hold = setInterval(() => undefined, 60_000);
-  try {
-    return await work;
-  } finally {
-    clearInterval(hold);
   }
 }
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { QemuHypervisor } from '../../src/backends/qemu/index.js';
 import { parseVmConfig } from '../../src/core/config.js';
+import { vmsRoot } from '../../src/core/paths.js';
 import {
   ChannelClosedError,
   HostToolMissingError,
@@ -140,4 +142,19 @@ describe('VM lifecycle', { timeout: 600_000 }, () => {
       await (await new QemuHypervisor().attach(id).catch(() => undefined))?.kill();
     }
   });
+});
+
+it('a program whose last act is destroying a detached sandbox waits for the VM to go, and exits 0', async (t) => {
+  const script = join(tempDir(t), 'destroy-last.mjs');
+  const sdk = new URL('../../src/index.js', import.meta.url).href;
+  writeFileSync(
+    script,
+    `import { Sandbox } from '${sdk}';\n` +
+      `const sandbox = await Sandbox.create({ detached: true, bootTimeoutMs: ${BOOT_TIMEOUT_MS} });\n` +
+      `console.log(sandbox.id);\nawait sandbox.destroy();\n`,
+  );
+  const run = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: BOOT_TIMEOUT_MS });
+  assert.equal(run.status, 0, `exit ${run.status} (13: Node ended before the VMM did)\n${run.stderr}`);
+  const id = run.stdout.trim();
+  assert.ok(!existsSync(join(vmsRoot(), id)), 'the runtime dir is gone');
 });
