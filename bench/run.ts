@@ -21,6 +21,7 @@ import { launchRawVm, rawBootToFirstByte, rawCommand, readExactly } from './raw-
 import { alternateColdStarts, coldCycle } from './cold.js';
 import { type Summary, summarize, timeEach } from './stats.js';
 import { egressSamples, publishedPortSamples, rootfsColdStarts } from './network-storage.js';
+import { daemonExecSamples } from './daemon.js';
 
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 const EXEC_RUNS = 200;
@@ -225,6 +226,12 @@ async function networkStorageRows(dir: string): Promise<Row[]> {
   ];
 }
 
+/** `exec true` through the REST daemon against the SDK's own exec on another sandbox of the same process. */
+async function daemonRows(): Promise<Row[]> {
+  const samples = await daemonExecSamples(EXEC_RUNS, BOOT_TIMEOUT_MS);
+  return [row('exec true through jitvm serve (REST, loopback TCP) vs the SDK', 'ms', samples.rest, samples.sdk)];
+}
+
 /** Firecracker's cold start where it can run here; else one line saying why it was skipped. */
 async function firecrackerRows(image: { kernel: string; initrd: string }): Promise<Row[]> {
   const hypervisor = new FirecrackerHypervisor();
@@ -290,6 +297,7 @@ async function main(): Promise<void> {
     rows.push(
       ...(await snapshotRows()),
       ...(await networkStorageRows(dir)),
+      ...(await daemonRows()),
       ...(await aarch64Rows()),
       ...(await firecrackerRows(image)),
     );
