@@ -383,17 +383,17 @@ function natOnHost(id: string): { tap: boolean; table: boolean } {
   };
 }
 
+/** A `nat` sandbox on the fake Firecracker at `binary`. */
+function natSandbox(binary: string, extra: { detached?: boolean } = {}): Promise<Sandbox> {
+  const options = { kernel, initrd, network: { mode: 'nat' }, bootTimeoutMs: BOOT_TIMEOUT_MS } as const;
+  return Sandbox.create({ hypervisor: hypervisorFor(binary), ...options, ...extra });
+}
+
 // The fake's guest never uses the NIC, and creating a TAP and firewall rules sends no packet anywhere.
 describe('Firecracker nat mode on the host (contract fake)', { skip: natSkipReason() }, () => {
   it('creates the TAP and nftables table before boot, puts the NIC on it, and removes both on destroy', async () => {
     const fc = await fake();
-    const sandbox = await Sandbox.create({
-      hypervisor: hypervisorFor(fc.firecracker),
-      kernel,
-      initrd,
-      network: { mode: 'nat' },
-      bootTimeoutMs: BOOT_TIMEOUT_MS,
-    });
+    const sandbox = await natSandbox(fc.firecracker);
     const { id } = sandbox;
     const tap = natTapName(id);
     try {
@@ -441,14 +441,7 @@ describe('Firecracker nat mode on the host (contract fake)', { skip: natSkipReas
 
   it("leaves the NAT in a detached VM's record, so whoever finds the VM dead removes it", async () => {
     const fc = await fake();
-    const sandbox = await Sandbox.create({
-      hypervisor: hypervisorFor(fc.firecracker),
-      kernel,
-      initrd,
-      network: { mode: 'nat' },
-      detached: true,
-      bootTimeoutMs: BOOT_TIMEOUT_MS,
-    });
+    const sandbox = await natSandbox(fc.firecracker, { detached: true });
     const { id } = sandbox;
     sandbox.detach();
     try {
