@@ -1,6 +1,11 @@
 /** jitvm's public API: the Sandbox SDK, its error types, and the backend interfaces. */
 export { Sandbox, type ForkOptions, type SandboxSnapshotOptions } from './sandbox/sandbox.js';
 export type { SandboxOptions } from './sandbox/options.js';
+export type { SandboxApi, SandboxFilesApi, RunningCommand } from './sandbox/api.js';
+export { RemoteSandbox, type RemoteSandboxOptions, type DaemonConnectOptions } from './remote/sandbox.js';
+export { RemoteCommand } from './remote/command.js';
+export { RemoteFiles } from './remote/files.js';
+export { DaemonError } from './remote/daemon-client.js';
 export {
   Pool,
   type PoolOptions,

@@ -1,4 +1,4 @@
-import { GuestError, JitvmError, type ErrorCode } from '../core/errors.js';
+import { JitvmError, type ErrorCode } from '../core/errors.js';
 
 /** Exit statuses of the CLI itself; a guest command's own status is passed through unchanged. */
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
@@ -7,6 +7,7 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   boot_failed: 4,
   unsupported: 5,
   not_found: 6,
+  resource_exhausted: 7,
   timeout: 124,
   cancelled: 130,
 };
@@ -16,7 +17,8 @@ const COMMAND_NOT_FOUND = 127;
 
 /** Prints an error the way every command does, and returns the process exit status for it. */
 export function reportError(error: unknown): number {
-  if (error instanceof GuestError && error.guestCode === 'NOT_FOUND' && /command not found/.test(error.message)) {
+  // The agent's NOT_FOUND for a missing program, directly or as a daemon relays it.
+  if (error instanceof JitvmError && error.code === 'not_found' && /^command not found/.test(error.message)) {
     process.stderr.write(`jitvm: ${error.message}\n`);
     return COMMAND_NOT_FOUND;
   }

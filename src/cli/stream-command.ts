@@ -1,11 +1,11 @@
-import type { Sandbox } from '../sandbox/sandbox.js';
+import type { SandboxApi } from '../sandbox/api.js';
 import type { CommandFlags } from './flags.js';
 
 /**
  * Runs argv in the sandbox with output streamed live to this terminal and (when it is not a TTY) this process's
  * stdin forwarded. Ctrl-C kills the guest command. Resolves with the exit status to pass through.
  */
-export async function streamCommand(sandbox: Sandbox, argv: string[], flags: CommandFlags): Promise<number> {
+export async function streamCommand(sandbox: SandboxApi, argv: string[], flags: CommandFlags): Promise<number> {
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();
   process.once('SIGINT', onSignal);

@@ -7,6 +7,7 @@ export const ERROR_CODES = [
   'invalid_argument',
   'not_found',
   'invalid_state',
+  'resource_exhausted',
   'timeout',
   'unsupported',
   'cancelled',

@@ -1,8 +1,14 @@
 import { Readable } from 'node:stream';
+import type { ExecExit } from '../channel/exec-process.js';
 import type { CommandHandle } from '../sandbox/command.js';
 import type { ExecEvent } from './schemas.js';
 
 const line = (event: ExecEvent): string => `${JSON.stringify(event)}\n`;
+
+/** The `exit` event of a command's exit, as both exec transports (NDJSON, WebSocket) send it. */
+export function exitEvent(exit: ExecExit): Extract<ExecEvent, { type: 'exit' }> {
+  return { type: 'exit', exitCode: exit.exitCode, signal: exit.signal ?? null, timedOut: exit.reason === 'timed_out' };
+}
 
 /**
  * A command's output as NDJSON lines (`stdout`/`stderr` chunks in base64, then one `exit` line), produced only as
@@ -26,14 +32,7 @@ export function execEvents(handle: CommandHandle): Readable {
   const finish = async (): Promise<void> => {
     const exit = await handle.wait();
     exited = true;
-    output.push(
-      line({
-        type: 'exit',
-        exitCode: exit.exitCode,
-        signal: exit.signal ?? null,
-        timedOut: exit.reason === 'timed_out',
-      }),
-    );
+    output.push(line(exitEvent(exit)));
     output.push(null);
   };
   for (const { stream, type } of sources) {

@@ -71,13 +71,13 @@ export interface Usage {
   readonly memoryMiB: number;
 }
 
-/** A create refused because a limit is reached: answered 429 (count) or 507 (memory), not with its code's status. */
+/** A create refused because a limit is reached (`resource_exhausted`): answered 429 (count) or 507 (memory). */
 export class LimitExceededError extends JitvmError {
   constructor(
     readonly status: 429 | 507,
     message: string,
   ) {
-    super('invalid_state', message);
+    super('resource_exhausted', message);
   }
 
   /** The problem document the daemon answers with. */

@@ -31,6 +31,25 @@ export function parseListen(text: string): ListenTarget & { kind: 'tcp' } {
   return { kind: 'tcp', host, port, loopback };
 }
 
+const REMOTE_WARNING =
+  'listening on a non-loopback address: anyone who can reach this port and holds the token can run code on this ' +
+  'host (sandbox options name host files: kernels, disk images, shared directories). Put it behind TLS and a firewall.';
+
+/**
+ * `--listen`'s address for `what` (the daemon, the MCP server): a non-loopback one is refused without
+ * `allowRemote`, and warned about with it.
+ */
+export function parseTcpListen(text: string, allowRemote: boolean, what: string): ListenTarget & { kind: 'tcp' } {
+  const tcp = parseListen(text);
+  if (!tcp.loopback && !allowRemote) {
+    throw new InvalidArgumentError(
+      `${tcp.host} is not a loopback address; add --allow-remote to expose ${what} beyond this host`,
+    );
+  }
+  if (!tcp.loopback) process.emitWarning(REMOTE_WARNING);
+  return tcp;
+}
+
 /**
  * Removes a socket file left by a daemon that died, and refuses (invalid_state) when a live daemon still answers on
  * it.

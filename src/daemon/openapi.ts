@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { packageVersion } from '../core/version.js';
 import { PROBLEM_CONTENT_TYPE } from './problem.js';
-import type { ResponseSpec, Route } from './route.js';
+import type { ResponseSpec, Route, WebSocketMessages } from './route.js';
 import { ProblemSchema } from './schemas.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -63,6 +63,14 @@ function response(spec: ResponseSpec): JsonSchema {
   return { description: spec.description };
 }
 
+/**
+ * The text messages of a WebSocket route, which OpenAPI has no words for: an `x-` extension with the JSON Schema of
+ * each direction, next to the 101 response whose description tells the rest of the protocol.
+ */
+function webSocketMessages(messages: WebSocketMessages): JsonSchema {
+  return { client: jsonSchema(messages.client, 'input'), server: jsonSchema(messages.server, 'output') };
+}
+
 function operation(route: Route, tokenRequired: boolean): JsonSchema {
   const responses: Record<string, JsonSchema> = Object.fromEntries(
     Object.entries(route.responses).map(([status, spec]) => [status, response(spec)]),
@@ -78,6 +86,7 @@ function operation(route: Route, tokenRequired: boolean): JsonSchema {
     parameters: parameters(route),
     ...(body ? { requestBody: body } : {}),
     responses,
+    ...(route.kind === 'websocket' ? { 'x-websocket-messages': webSocketMessages(route.messages) } : {}),
     ...(route.public || !tokenRequired ? { security: [] } : {}),
   };
 }

@@ -15,6 +15,7 @@ const BY_CODE: Record<ErrorCode, { status: number; title: string }> = {
   not_found: { status: 404, title: 'Not found' },
   invalid_state: { status: 409, title: 'Invalid state' },
   guest_error: { status: 422, title: 'The guest refused the request' },
+  resource_exhausted: { status: 429, title: 'A limit of the daemon is reached' },
   internal: { status: 500, title: 'Internal error' },
   unsupported: { status: 501, title: 'Unsupported' },
   boot_failed: { status: 502, title: 'The sandbox did not boot' },

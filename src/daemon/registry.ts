@@ -122,12 +122,15 @@ export class SandboxRegistry {
     };
   }
 
-  /** Destroys the sandbox `id` and forgets it; refuses (not_found) one this daemon does not own. */
-  async destroy(id: string): Promise<void> {
+  /**
+   * Destroys the sandbox `id` (`graceful`: the guest is asked to power off first) and forgets it; refuses
+   * (not_found) one this daemon does not own.
+   */
+  async destroy(id: string, options: { graceful?: boolean } = {}): Promise<void> {
     const { sandbox } = this.entry(id);
     this.entries.delete(id);
     this.save();
-    await sandbox.destroy();
+    await sandbox.destroy(options);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import type { z } from 'zod';
 import { parseWith } from '../core/config.js';
 
@@ -46,16 +47,39 @@ export interface RouteInput<P, Q, B> {
   readonly reply: FastifyReply;
 }
 
-type UntypedInput = Omit<RouteInput<undefined, undefined, undefined>, 'params' | 'query' | 'body'> & {
+/** What a WebSocket route gets with its socket: the upgrade request's parsed parts. */
+export type WebSocketInput<P, Q> = Omit<RouteInput<P, Q, undefined>, 'body' | 'reply'>;
+
+/** The messages a WebSocket route exchanges, as the OpenAPI document lists them (`x-websocket-messages`). */
+export interface WebSocketMessages {
+  /** Text messages the client sends. */
+  readonly client: z.ZodType;
+  /** Text messages the daemon sends. */
+  readonly server: z.ZodType;
+}
+
+type Untyped<T> = Omit<T, 'params' | 'query' | 'body'> & {
   readonly params: unknown;
   readonly query: unknown;
   readonly body: unknown;
 };
 
-/** A route: its spec and the handler that calls the SDK with the parsed input. */
-export interface Route extends RouteSpec {
-  readonly handle: (input: UntypedInput) => Promise<unknown>;
+interface HttpHandler {
+  readonly kind: 'http';
+  readonly handle: (input: Untyped<RouteInput<unknown, unknown, unknown>>) => Promise<unknown>;
 }
+
+interface WebSocketHandler {
+  readonly kind: 'websocket';
+  readonly messages: WebSocketMessages;
+  readonly connect: (socket: WebSocket, input: Untyped<WebSocketInput<unknown, unknown>>) => void;
+}
+
+/**
+ * A route: its spec and either an HTTP handler that calls the SDK with the parsed input, or (`websocket`) a GET
+ * that is upgraded to a WebSocket, whose socket is handed over once the upgrade is done.
+ */
+export type Route = RouteSpec & (HttpHandler | WebSocketHandler);
 
 /** Pairs a spec with its handler, typing the handler's input from the spec's schemas. */
 export function defineRoute<
@@ -63,7 +87,21 @@ export function defineRoute<
   Q extends z.ZodType | undefined = undefined,
   B extends BodySpec | undefined = undefined,
 >(spec: RouteSpec<P, Q, B>, handle: (input: RouteInput<P, Q, B>) => Promise<unknown>): Route {
-  return { ...spec, handle: handle as Route['handle'] };
+  return { ...spec, kind: 'http', handle: handle as HttpHandler['handle'] };
+}
+
+/**
+ * A GET upgraded to a WebSocket: `connect` gets the socket once the upgrade is done. Auth and the path's schemas
+ * are applied before the upgrade, so a refused request gets a plain HTTP problem and no socket.
+ */
+export function defineWebSocketRoute<
+  P extends z.ZodType | undefined = undefined,
+  Q extends z.ZodType | undefined = undefined,
+>(
+  spec: Omit<RouteSpec<P, Q, undefined>, 'method' | 'body'> & { readonly messages: WebSocketMessages },
+  connect: (socket: WebSocket, input: WebSocketInput<P, Q>) => void,
+): Route {
+  return { ...spec, method: 'GET', kind: 'websocket', connect: connect as WebSocketHandler['connect'] };
 }
 
 function parsePart(schema: BodySpec | undefined, value: unknown, what: string): unknown {
@@ -72,19 +110,40 @@ function parsePart(schema: BodySpec | undefined, value: unknown, what: string): 
   return parseWith(schema, value ?? {}, `invalid ${what}`);
 }
 
-/** Registers `route` on `app`: parses params, query and body with its schemas (InvalidArgumentError on a mismatch). */
+function parseParts(route: Route, request: FastifyRequest) {
+  return {
+    params: parsePart(route.params, request.params, 'path parameters'),
+    query: parsePart(route.query, request.query, 'query'),
+    body: parsePart(route.body, request.body, 'request body'),
+  };
+}
+
+/** A plain GET on a WebSocket route: fastify's 4xx `statusCode` becomes the problem's status. */
+const upgradeRequired = () =>
+  Object.assign(new Error('this endpoint speaks WebSocket only: send the GET with `Upgrade: websocket`'), {
+    statusCode: 426,
+  });
+
+/**
+ * Registers `route` on `app` (which must have @fastify/websocket registered for a WebSocket route): parses params,
+ * query and body with its schemas (InvalidArgumentError on a mismatch).
+ */
 export function registerRoute(app: FastifyInstance, route: Route): void {
+  const common = { method: route.method, url: route.url, config: { public: route.public === true } };
+  if (route.kind === 'http') {
+    app.route({
+      ...common,
+      handler: async (request, reply) => route.handle({ ...parseParts(route, request), request, reply }),
+    });
+    return;
+  }
+  const parsed = new WeakMap<FastifyRequest, ReturnType<typeof parseParts>>();
   app.route({
-    method: route.method,
-    url: route.url,
-    config: { public: route.public === true },
-    handler: async (request, reply) =>
-      route.handle({
-        params: parsePart(route.params, request.params, 'path parameters'),
-        query: parsePart(route.query, request.query, 'query'),
-        body: parsePart(route.body, request.body, 'request body'),
-        request,
-        reply,
-      }),
+    ...common,
+    preValidation: async (request) => void parsed.set(request, parseParts(route, request)),
+    handler: async () => {
+      throw upgradeRequired();
+    },
+    wsHandler: (socket, request) => route.connect(socket, { ...parsed.get(request)!, request }),
   });
 }

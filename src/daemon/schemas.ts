@@ -25,7 +25,17 @@ export const SetTimeoutBody = z.object({ timeoutMs: TimeoutMs }).strict();
 
 export const SandboxIdParams = z.object({ id: z.string().min(1).max(128) }).strict();
 
-const PublishedPortSchema = z.object({ guest: z.number().int(), host: z.number().int() });
+/** A guest TCP port published on the host's 127.0.0.1 at `host`. */
+export const PublishedPortSchema = z.object({ guest: z.number().int(), host: z.number().int() });
+
+/** `POST /v1/sandboxes/:id/ports`: the SDK's port forward (`host` 0 or absent: a free port). */
+export { PortForwardSchema as PublishPortBody } from '../sandbox/ports.js';
+
+/** `POST /v1/sandboxes/:id/ping`: the agent's round trip as the daemon measured it. */
+export const PingResult = z.object({ agentMs: z.number().describe('daemon ↔ guest agent round trip, in ms') });
+
+/** Query of `DELETE /v1/sandboxes/:id`: `graceful=true` asks the guest to power off before the VMM is killed. */
+export const DestroyQuery = z.object({ graceful: z.enum(['true', 'false']).optional() }).strict();
 
 /** The options a sandbox was created with, as the daemon reports them. */
 export const SandboxConfigInfo = z.object({
@@ -59,16 +69,19 @@ export const ExecBody = ExecOptionsSchema.extend({
   stdin: StdinSchema.optional(),
 }).strict();
 
+/** How a command ended: the last line of an exec's NDJSON response, and the last message of its WebSocket. */
+export const ExecExitEvent = z.object({
+  type: z.literal('exit'),
+  exitCode: z.number().int(),
+  signal: z.string().nullable(),
+  timedOut: z.boolean(),
+});
+
 /** One line of an exec's NDJSON response. Output chunks are base64; `exit` is always the last line. */
 export const ExecEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('stdout'), data: z.base64() }),
   z.object({ type: z.literal('stderr'), data: z.base64() }),
-  z.object({
-    type: z.literal('exit'),
-    exitCode: z.number().int(),
-    signal: z.string().nullable(),
-    timedOut: z.boolean(),
-  }),
+  ExecExitEvent,
 ]);
 export type ExecEvent = z.infer<typeof ExecEvent>;
 
@@ -84,8 +97,12 @@ export const WriteFileQuery = z
       .string()
       .regex(/^0?[0-7]{3,4}$/, 'mode must be octal permission bits, like 0644')
       .optional(),
+    mkdirs: z.enum(['true', 'false']).optional().describe('create missing parent directories (default true)'),
   })
   .strict();
+
+/** The response header of a file download that carries the file's permission bits, in octal. */
+export const FILE_MODE_HEADER = 'x-jitvm-mode';
 
 export const RemoveQuery = z.object({ path: GuestPath, recursive: z.enum(['true', 'false']).optional() }).strict();
 

@@ -1,5 +1,7 @@
 import { chmodSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidArgumentError } from '../core/errors.js';
 import { bearerMatches } from './auth.js';
@@ -11,10 +13,12 @@ import { activityHook } from './lifecycle-activity.js';
 import { SandboxRegistry } from './registry.js';
 import { type Route, registerRoute } from './route.js';
 import { execRoutes } from './routes/exec.js';
+import { execWsRoutes } from './routes/exec-ws.js';
 import { fileRoutes } from './routes/files.js';
 import { metaRoutes } from './routes/meta.js';
 import { poolRoutes } from './routes/pools.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
+import { sandboxVmRoutes } from './routes/sandbox-vm.js';
 import { DaemonStateStore } from './state.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 
@@ -67,6 +71,8 @@ export interface Daemon {
 
 const DRAIN_TIMEOUT_MS = 10_000;
 const REAP_INTERVAL_MS = 1_000;
+/** The largest WebSocket message accepted (a stdin chunk); a larger one closes the socket with 1009. */
+export const WS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem);
@@ -90,7 +96,9 @@ export function createDaemon(options: DaemonOptions = {}): Daemon {
   const routes: Route[] = [
     ...metaRoutes(() => document),
     ...sandboxRoutes(registry),
+    ...sandboxVmRoutes(registry),
     ...execRoutes(registry),
+    ...execWsRoutes(registry),
     ...fileRoutes(registry),
     ...snapshotRoutes(registry),
     ...poolRoutes(),
@@ -98,13 +106,6 @@ export function createDaemon(options: DaemonOptions = {}): Daemon {
   document = openApiDocument(routes, token !== undefined);
 
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
-  app.addHook('onRequest', async (request, reply) => {
-    if (token === undefined || isPublic(request) || bearerMatches(request.headers.authorization, token)) return;
-    reply.header('www-authenticate', 'Bearer realm="jitvm"');
-    const problem = problemFor('invalid_argument', 'a valid bearer token is required: see `jitvm serve --help`');
-    return sendProblem(reply, { ...problem, status: 401, title: 'Unauthorized' });
-  });
-  app.addHook('onRequest', activityHook(registry));
   app.setErrorHandler((error, _request, reply) => {
     const problem = problemFromError(error);
     if (problem.status >= 500 && problem.code === 'internal') options.onInternalError?.(error);
@@ -113,7 +114,28 @@ export function createDaemon(options: DaemonOptions = {}): Daemon {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problemFor('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
-  for (const route of routes) registerRoute(app, route);
+  void app.register(fastifyWebsocket, { options: { maxPayload: WS_MAX_MESSAGE_BYTES } });
+  // Hooks and routes only once the plugin has loaded: its onRequest hook must run first (it marks upgrade requests,
+  // whose socket it destroys after a refusal such as a 401), and its route hook must see the WebSocket routes.
+  app.after((error) => {
+    if (error) throw error;
+    app.addHook('onRequest', async (request, reply) => {
+      if (token === undefined || isPublic(request) || bearerMatches(request.headers.authorization, token)) return;
+      reply.header('www-authenticate', 'Bearer realm="jitvm"');
+      const problem = problemFor('invalid_argument', 'a valid bearer token is required: see `jitvm serve --help`');
+      return sendProblem(reply, { ...problem, status: 401, title: 'Unauthorized' });
+    });
+    app.addHook('onRequest', activityHook(registry));
+    for (const route of routes) registerRoute(app, route);
+  });
+
+  // Every connection, upgraded ones included (the HTTP server forgets a socket once it is upgraded): all are cut
+  // when draining times out.
+  const connections = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
 
   let socketPath: string | undefined;
   return {
@@ -143,7 +165,7 @@ export function createDaemon(options: DaemonOptions = {}): Daemon {
       ]);
       drainTimer.abort();
       if (!drained) {
-        app.server.closeAllConnections();
+        connections.forEach((socket) => socket.destroy());
         await closing;
       }
       await registry.destroyAll();

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { CancelledError, InvalidArgumentError } from '../core/errors.js';
-import type { Sandbox } from '../sandbox/sandbox.js';
+import type { SandboxApi } from '../sandbox/api.js';
 import { MAX_READ_BYTES, type RunCommandArgs } from './inputs.js';
 import { OutputCap } from './output-cap.js';
 
@@ -25,7 +25,7 @@ async function drainInto(stream: Readable, cap: OutputCap): Promise<void> {
  * dropped, so the guest never blocks on a full pipe). A timeout is a result (`timedOut`), not an error; `signal`
  * (the MCP request's cancellation) kills the command and rejects with CancelledError.
  */
-export async function runCapped(sandbox: Sandbox, args: RunCommandArgs, signal?: AbortSignal): Promise<CappedRun> {
+export async function runCapped(sandbox: SandboxApi, args: RunCommandArgs, signal?: AbortSignal): Promise<CappedRun> {
   const started = performance.now();
   const handle = sandbox.spawn(args.command, {
     cwd: args.cwd,
@@ -61,7 +61,7 @@ function tooBig(path: string, size: string): InvalidArgumentError {
 }
 
 /** Reads a regular file whole; refuses other file types and files over MAX_READ_BYTES (checked again while reading). */
-export async function readCapped(sandbox: Sandbox, path: string): Promise<Buffer> {
+export async function readCapped(sandbox: SandboxApi, path: string): Promise<Buffer> {
   const entry = await sandbox.files.stat(path);
   if (entry.type !== 'file') {
     throw new InvalidArgumentError(`${path} is a ${entry.type}, not a regular file; use list_files for a directory`);

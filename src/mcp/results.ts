@@ -7,6 +7,8 @@ const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
   vmm_failed: 'The sandbox is probably dead: destroy_sandbox it and create_sandbox a new one.',
   boot_failed: 'Nothing was left running; retry create_sandbox, perhaps with fewer options.',
   host_tool_missing: 'The host running this MCP server lacks a program; tell the user, retrying will not help.',
+  resource_exhausted:
+    'The host is at its limit of sandboxes or guest memory: destroy_sandbox those you no longer need, then retry.',
 };
 
 /** A successful tool result: `text` for the model to read, `structured` for programs. */

@@ -1,9 +1,13 @@
 import { JitvmError } from '../core/errors.js';
+import type { SandboxApi } from '../sandbox/api.js';
 import type { SandboxOptions } from '../sandbox/options.js';
 import { Sandbox } from '../sandbox/sandbox.js';
 
-/** How the session starts a sandbox; tests and embedders pass their own (e.g. to set `bootTimeoutMs`). */
-export type CreateSandbox = (options: SandboxOptions) => Promise<Sandbox>;
+/**
+ * How the session starts a sandbox; tests and embedders pass their own (e.g. to set `bootTimeoutMs`, or to start
+ * sandboxes through a daemon).
+ */
+export type CreateSandbox = (options: SandboxOptions) => Promise<SandboxApi>;
 
 /** Sandboxes one MCP session may hold at once, booting ones included. */
 export const DEFAULT_MAX_SANDBOXES = 8;
@@ -21,7 +25,7 @@ export interface SessionSandboxInfo {
 }
 
 interface Held {
-  readonly sandbox: Sandbox;
+  readonly sandbox: SandboxApi;
   readonly info: SessionSandboxInfo;
 }
 
@@ -43,7 +47,7 @@ export class SandboxSession {
   }
 
   /** Starts a sandbox owned by this session; `signal` cancels its boot (as does `close()`). */
-  async create(options: SandboxOptions, signal?: AbortSignal): Promise<Sandbox> {
+  async create(options: SandboxOptions, signal?: AbortSignal): Promise<SandboxApi> {
     if (this.closed) throw new JitvmError('invalid_state', 'this MCP session is closing: it starts no more sandboxes');
     if (this.held.size + this.booting.size >= this.maxSandboxes) {
       throw new JitvmError(
@@ -62,7 +66,7 @@ export class SandboxSession {
   }
 
   /** Boots and registers a sandbox, or destroys it when the session closed meanwhile. */
-  private async boot(options: SandboxOptions, signal: AbortSignal | undefined): Promise<Sandbox> {
+  private async boot(options: SandboxOptions, signal: AbortSignal | undefined): Promise<SandboxApi> {
     const signals = signal ? [this.closing.signal, signal] : [this.closing.signal];
     const sandbox = await this.createSandbox({ ...options, signal: AbortSignal.any(signals) });
     if (this.closed) {
@@ -75,7 +79,7 @@ export class SandboxSession {
   }
 
   /** The sandbox `id` of this session; refuses an id it did not create (or already destroyed). */
-  get(id: string): Sandbox {
+  get(id: string): SandboxApi {
     const held = this.held.get(id);
     if (!held) {
       throw new JitvmError(

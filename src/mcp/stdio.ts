@@ -1,8 +1,7 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createMcpServer } from './server.js';
 import { SandboxSession, type SandboxSessionOptions } from './session.js';
-
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+import { onStopSignal } from '../core/stop-signals.js';
 
 /**
  * Serves MCP on this process's stdin/stdout until stdin ends or SIGINT/SIGTERM arrives, then destroys every sandbox
@@ -14,11 +13,11 @@ export async function serveStdio(options: SandboxSessionOptions = {}): Promise<v
   let stop = (): void => undefined;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   process.stdin.once('end', stop).once('close', stop);
-  for (const signal of STOP_SIGNALS) process.once(signal, stop);
+  const removeSignalHandlers = onStopSignal(stop);
   await server.connect(new StdioServerTransport());
   await stopped;
   await server.close();
   await session.close();
-  for (const signal of STOP_SIGNALS) process.off(signal, stop);
+  removeSignalHandlers();
   process.stdin.destroy();
 }

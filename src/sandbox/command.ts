@@ -5,6 +5,7 @@ import { CancelledError, ExecTimeoutError, InvalidArgumentError } from '../core/
 import { parseWith } from '../core/config.js';
 import { ExecResult } from './exec-result.js';
 import { ExecOptionsSchema } from './options.js';
+import type { RunningCommand } from './api.js';
 
 /** Standard input for a guest command: bytes, text, or a stream of bytes. */
 export type StdinSource = string | Buffer | Readable | AsyncIterable<Buffer | string>;
@@ -29,7 +30,7 @@ export interface ExecOptions extends SpawnOptions {
 /** A string runs through `/bin/sh -c`; an array is argv, run without a shell. */
 export type Command = string | readonly string[];
 
-function toArgv(command: Command): string[] {
+export function toArgv(command: Command): string[] {
   const argv = typeof command === 'string' ? ['/bin/sh', '-c', command] : [...command];
   if (argv.length === 0 || argv[0] === '') throw new InvalidArgumentError('command must not be empty');
   return argv;
@@ -47,7 +48,7 @@ async function* chunksOf(source: StdinSource): AsyncIterable<Buffer> {
  * A command running in the sandbox: stdout/stderr are Node Readables (flow-controlled end to end), stdin can be
  * written while it runs, and `wait()` resolves with its exit.
  */
-export class CommandHandle {
+export class CommandHandle implements RunningCommand {
   readonly stdout: Readable;
   readonly stderr: Readable;
   private readonly startedAt = performance.now();
@@ -58,13 +59,7 @@ export class CommandHandle {
   ) {
     this.stdout = process.stdout;
     this.stderr = process.stderr;
-    if (options.stdin !== undefined) void this.pumpStdin(options.stdin);
-    const signal = options.signal;
-    if (signal) {
-      const onAbort = (): void => this.kill('SIGKILL');
-      signal.addEventListener('abort', onAbort, { once: true });
-      void process.exit.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => undefined);
-    }
+    applySpawnOptions(this, options);
   }
 
   /**
@@ -120,14 +115,27 @@ export class CommandHandle {
   get elapsedMs(): number {
     return performance.now() - this.startedAt;
   }
+}
 
-  private async pumpStdin(source: StdinSource): Promise<void> {
-    try {
-      for await (const chunk of chunksOf(source)) await this.process.writeStdin(chunk);
-      this.process.endStdin();
-    } catch {
-      // The process ended or the channel closed; wait() reports that.
-    }
+/** Feeds `options.stdin` to a started command, and kills it (SIGKILL) when `options.signal` aborts. */
+export function applySpawnOptions(command: RunningCommand, options: SpawnOptions): void {
+  if (options.stdin !== undefined) void pumpStdin(command, options.stdin);
+  const signal = options.signal;
+  if (!signal) return;
+  const onAbort = (): void => command.kill('SIGKILL');
+  signal.addEventListener('abort', onAbort, { once: true });
+  void command
+    .wait()
+    .finally(() => signal.removeEventListener('abort', onAbort))
+    .catch(() => undefined);
+}
+
+async function pumpStdin(command: RunningCommand, source: StdinSource): Promise<void> {
+  try {
+    for await (const chunk of chunksOf(source)) await command.sendStdin(chunk);
+    command.closeStdin();
+  } catch {
+    // The process ended or the channel closed; wait() reports that.
   }
 }
 
@@ -146,7 +154,11 @@ export async function runCommand(
   command: Command,
   options: ExecOptions = {},
 ): Promise<ExecResult> {
-  const handle = CommandHandle.start(connection, command, options);
+  return collectRun(CommandHandle.start(connection, command, options), options);
+}
+
+/** Waits for a started command's exit, collecting its output; its timeout and abort become errors, as in `exec`. */
+export async function collectRun(handle: RunningCommand, options: ExecOptions): Promise<ExecResult> {
   const output = Promise.all([collect(handle.stdout, options.onStdout), collect(handle.stderr, options.onStderr)]);
   output.catch(() => undefined);
   const exit = await handle.wait();

@@ -3,17 +3,12 @@ import type { AgentConnection } from '../channel/client.js';
 import * as files from '../channel/files.js';
 import type { FileEntry } from '../channel/files.js';
 
-export type { FileEntry };
+import type { SandboxFilesApi, WriteFileOptions } from './api.js';
 
-export interface WriteFileOptions {
-  /** Permission bits of the file (default 0o644). */
-  readonly mode?: number;
-  /** Create missing parent directories (default true). */
-  readonly mkdirs?: boolean;
-}
+export type { FileEntry, WriteFileOptions };
 
-/** File operations inside a sandbox. Paths are guest paths; relative ones are relative to `/`. */
-export class SandboxFiles {
+/** File operations inside a sandbox this process holds. Paths are guest paths; relative ones are relative to `/`. */
+export class SandboxFiles implements SandboxFilesApi {
   constructor(private readonly connection: () => AgentConnection) {}
 
   /** Writes bytes, text or a byte stream to `path`, streaming in chunks. Resolves with the bytes written. */

@@ -21,6 +21,8 @@ import { SandboxNetwork, type SandboxNetworkOptions } from './network.js';
 import type { PublishedPort, PortForwardInput } from './ports.js';
 import type { OpenedSnapshot } from '../snapshot/compat.js';
 import type { Pool } from './pool.js';
+import type { SandboxApi } from './api.js';
+import { type DaemonConnectOptions, RemoteSandbox, type RemoteSandboxOptions } from '../remote/sandbox.js';
 
 const RECONNECT_TIMEOUT_MS = 15_000;
 /** A restored guest answers in well under a second; this bounds hangs only. */
@@ -59,7 +61,7 @@ function takeFromPool(pool: Pool, { pool: _pool, signal, ...rest }: SandboxOptio
  * A running micro-VM with a guest agent: run commands, move files, destroy it.
  * `await using sandbox = await Sandbox.create()` destroys it at the end of the scope.
  */
-export class Sandbox implements AsyncDisposable {
+export class Sandbox implements SandboxApi {
   readonly files: SandboxFiles;
   private destroyed: Promise<void> | undefined;
   private network: SandboxNetwork | undefined;
@@ -103,9 +105,13 @@ export class Sandbox implements AsyncDisposable {
 
   /**
    * Boots a VM and waits for its agent. Rejects with SandboxBootError (console tail included) if it never answers.
-   * With `pool`, takes a ready sandbox from the warm pool instead (`pool.acquire`).
+   * With `pool`, takes a ready sandbox from the warm pool instead (`pool.acquire`). With `daemon`, a jitvm daemon
+   * (`jitvm serve`) boots and holds it, and the RemoteSandbox returned drives it over the daemon's API.
    */
-  static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+  static create(options: RemoteSandboxOptions): Promise<RemoteSandbox>;
+  static create(options?: SandboxOptions): Promise<Sandbox>;
+  static async create(options: SandboxOptions | RemoteSandboxOptions = {}): Promise<Sandbox | RemoteSandbox> {
+    if ('daemon' in options) return RemoteSandbox.create(options);
     if (options.pool) return takeFromPool(options.pool, options);
     return countingErrors('create', () => Sandbox.start(options, performance.now()));
   }
@@ -174,9 +180,15 @@ export class Sandbox implements AsyncDisposable {
   /**
    * Starts `count` independent sandboxes from the stored snapshot `name` (verified once): each sees the state the
    * snapshot captured, gets its own channel, fresh entropy, the current time and its own hostname, and diverges from
-   * the others from then on. If one fails to start, the others are destroyed.
+   * the others from then on. If one fails to start, the others are destroyed. With `daemon`, the daemon starts them.
    */
-  static async fork(name: string, options: ForkOptions): Promise<Sandbox[]> {
+  static fork(name: string, options: { readonly count: number } & DaemonConnectOptions): Promise<RemoteSandbox[]>;
+  static fork(name: string, options: ForkOptions): Promise<Sandbox[]>;
+  static async fork(
+    name: string,
+    options: ForkOptions | ({ readonly count: number } & DaemonConnectOptions),
+  ): Promise<Sandbox[] | RemoteSandbox[]> {
+    if ('daemon' in options) return RemoteSandbox.fork(name, options);
     const count = options.count;
     if (!Number.isInteger(count) || count < 1 || count > MAX_FORK) {
       throw new InvalidArgumentError(`fork count must be an integer from 1 to ${MAX_FORK}, got ${count}`);
@@ -195,8 +207,11 @@ export class Sandbox implements AsyncDisposable {
     });
   }
 
-  /** Re-attaches to a detached sandbox by id (from `jitvm create` or `detach()`). */
-  static async connect(id: string): Promise<Sandbox> {
+  /** Re-attaches to a detached sandbox by id (from `jitvm create` or `detach()`), or to a daemon's sandbox. */
+  static connect(id: string, options: DaemonConnectOptions): Promise<RemoteSandbox>;
+  static connect(id: string): Promise<Sandbox>;
+  static async connect(id: string, options?: DaemonConnectOptions): Promise<Sandbox | RemoteSandbox> {
+    if (options) return RemoteSandbox.connect(id, options);
     const record = readVmRecord(id);
     const instance = await backendByName(record.backend).attach(id);
     let connection: AgentConnection;

@@ -1,4 +1,5 @@
 /** Test helpers for `jitvm serve`: start the CLI's daemon, and talk to it with every response checked. */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -78,6 +79,15 @@ export function client(base: () => string, token: () => string, validator: () =>
   };
 }
 
+/** The ids `jitvm ls --json` lists: the VMs of this runtime dir, whoever started them. */
+export async function liveIds(): Promise<string[]> {
+  const child = spawn(process.execPath, [CLI, 'ls', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (data: Buffer) => (out += data.toString()));
+  await new Promise((resolve) => child.once('close', resolve));
+  return (JSON.parse(out) as { id: string }[]).map((record) => record.id);
+}
+
 /** The bearer token a TCP daemon created under `env`'s config dir. */
 export const tokenOf = (env: NodeJS.ProcessEnv): string =>
   readFileSync(join(env.XDG_CONFIG_HOME!, 'jitvm', 'token'), 'utf8').trim();
@@ -91,3 +101,20 @@ export const savedSandbox = (id: string): SavedSandbox => ({
   memoryMiB: 256,
   config: { memoryMiB: 256, network: 'none' },
 });
+
+/** Runs `command` in sandbox `id` through the daemon's NDJSON exec (asserting a 200); its stdout and exit code. */
+export async function execOutput(
+  call: ReturnType<typeof client>,
+  id: string,
+  command: string | string[],
+): Promise<{ stdout: string; exitCode: number }> {
+  const response = await call('POST', `/v1/sandboxes/${id}/exec`, { command });
+  assert.equal(response.status, 200, response.bytes.toString());
+  const events = response.bytes
+    .toString()
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { type: string; data?: string; exitCode?: number });
+  const stdout = events.filter((e) => e.type === 'stdout').map((e) => Buffer.from(e.data!, 'base64').toString());
+  return { stdout: stdout.join(''), exitCode: events.at(-1)!.exitCode! };
+}

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { runtimeRoot } from '../../src/core/paths.js';
-import { CLI, type Served, client, serveDaemon, tokenOf, validatorOf } from '../helpers/daemon.js';
+import { CLI, type Served, client, liveIds, serveDaemon, tokenOf, validatorOf, execOutput } from '../helpers/daemon.js';
 import type { OpenApiValidator } from '../helpers/openapi-validator.js';
 import { BOOT_TIMEOUT_MS } from '../helpers/sandbox.js';
 
@@ -28,15 +28,6 @@ function temp(prefix: string): string {
 function rss(pid: number): number {
   const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return Number(kb) * 1024;
-}
-
-/** `jitvm ls --json` ids. */
-async function liveIds(): Promise<string[]> {
-  const child = spawn(process.execPath, [CLI, 'ls', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (data: Buffer) => (out += data.toString()));
-  await new Promise((resolve) => child.once('close', resolve));
-  return (JSON.parse(out) as { id: string }[]).map((record) => record.id);
 }
 
 const serve = (args: string[], env: NodeJS.ProcessEnv): Promise<Served> =>
@@ -270,29 +261,19 @@ describe('jitvm serve: timeouts, limits and re-adoption after kill -9', { timeou
     return (await call('GET', '/v1/sandboxes')).json().sandboxes.map((s: { id: string }) => s.id);
   }
 
-  async function execOut(id: string, command: string): Promise<{ stdout: string; exitCode: number }> {
-    const response = await call('POST', `/v1/sandboxes/${id}/exec`, { command });
-    assert.equal(response.status, 200, response.bytes.toString());
-    const events = response.bytes
-      .toString()
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line));
-    const stdout = events.filter((e) => e.type === 'stdout').map((e) => Buffer.from(e.data, 'base64').toString());
-    return { stdout: stdout.join(''), exitCode: events.at(-1).exitCode };
-  }
+  const execOut = (id: string, command: string) => execOutput(call, id, command);
 
   let kept: string;
 
   it('refuses creates past --max-memory-mib (507) and --max-sandboxes (429) before booting', async () => {
     await start(['--max-sandboxes', '1', '--max-memory-mib', '300']);
     const memory = await call('POST', '/v1/sandboxes', { memoryMiB: 512 });
-    assert.deepEqual([memory.status, memory.json().status], [507, 507]);
+    assert.deepEqual([memory.status, memory.json().status, memory.json().code], [507, 507, 'resource_exhausted']);
     assert.match(memory.headers.get('content-type')!, /^application\/problem\+json/);
     assert.match(memory.json().detail, /300 MiB.*--max-memory-mib/s);
     const idle = await create({ memoryMiB: 256, idleTimeoutMs: 3000 });
     const count = await call('POST', '/v1/sandboxes', { memoryMiB: 64 });
-    assert.deepEqual([count.status, count.json().status], [429, 429]);
+    assert.deepEqual([count.status, count.json().status, count.json().code], [429, 429, 'resource_exhausted']);
     assert.match(count.json().detail, /1 of its 1 sandboxes.*--max-sandboxes/s);
 
     // A command running longer than the idle timeout keeps the sandbox alive: an open exec is activity.

@@ -69,7 +69,7 @@ describe('daemon limits', () => {
     assert.match(memory.message, /656 MiB.*600 MiB.*--max-memory-mib/s);
     assert.deepEqual(
       { status: memory.problem().status, code: memory.problem().code, type: memory.problem().type },
-      { status: 507, code: 'invalid_state', type: 'urn:jitvm:error:invalid_state' },
+      { status: 507, code: 'resource_exhausted', type: 'urn:jitvm:error:resource_exhausted' },
     );
   });
 

@@ -17,6 +17,7 @@ describe('daemon problem details', () => {
       [new InvalidArgumentError('bad cpus'), 400, 'invalid_argument'],
       [new GuestError('NOT_FOUND', 'no such file'), 404, 'not_found'],
       [new JitvmError('invalid_state', 'destroyed'), 409, 'invalid_state'],
+      [new JitvmError('resource_exhausted', 'too many sandboxes'), 429, 'resource_exhausted'],
       [new JitvmError('unsupported', 'no snapshots here'), 501, 'unsupported'],
       [new ExecTimeoutError(5, Buffer.alloc(0), Buffer.alloc(0)), 504, 'timeout'],
       [new SandboxBootError('no answer', '', undefined), 502, 'boot_failed'],

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CancelledError, JitvmError } from '../../src/core/errors.js';
 import type { SandboxOptions } from '../../src/sandbox/options.js';
-import type { Sandbox } from '../../src/sandbox/sandbox.js';
+import type { SandboxApi } from '../../src/sandbox/api.js';
 import { SandboxSession } from '../../src/mcp/session.js';
 
 /** A boot that never finishes by itself: it ends only when its signal aborts, as Sandbox.create does. */
-function bootUntilAborted(started: SandboxOptions[]): (options: SandboxOptions) => Promise<Sandbox> {
+function bootUntilAborted(started: SandboxOptions[]): (options: SandboxOptions) => Promise<SandboxApi> {
   return (options) => {
     started.push(options);
     return new Promise((_, reject) =>

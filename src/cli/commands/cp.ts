@@ -4,7 +4,8 @@ import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../core/errors.js';
-import { Sandbox } from '../../sandbox/sandbox.js';
+import type { SandboxApi } from '../../sandbox/api.js';
+import { connectSandbox } from '../sandboxes.js';
 
 interface Location {
   readonly sandboxId: string | undefined;
@@ -17,7 +18,7 @@ function parseLocation(text: string): Location {
   return match ? { sandboxId: match[1], path: match[2]! } : { sandboxId: undefined, path: text };
 }
 
-async function upload(sandbox: Sandbox, hostPath: string, guestPath: string): Promise<void> {
+async function upload(sandbox: SandboxApi, hostPath: string, guestPath: string): Promise<void> {
   const info = await stat(hostPath);
   if (info.isDirectory()) {
     await sandbox.files.mkdir(guestPath, info.mode & 0o7777);
@@ -28,7 +29,7 @@ async function upload(sandbox: Sandbox, hostPath: string, guestPath: string): Pr
   await sandbox.files.write(guestPath, createReadStream(hostPath), { mode: info.mode & 0o7777 });
 }
 
-async function download(sandbox: Sandbox, guestPath: string, hostPath: string): Promise<void> {
+async function download(sandbox: SandboxApi, guestPath: string, hostPath: string): Promise<void> {
   const info = await sandbox.files.stat(guestPath);
   if (info.type === 'directory') {
     await mkdir(hostPath, { recursive: true, mode: info.mode });
@@ -54,7 +55,7 @@ export function registerCp(program: Command): void {
       if (!sandboxId || (source.sandboxId && destination.sandboxId)) {
         throw new InvalidArgumentError('exactly one side of `jitvm cp` must be ID:/guest/path');
       }
-      const sandbox = await Sandbox.connect(sandboxId);
+      const sandbox = await connectSandbox(sandboxId);
       try {
         if (destination.sandboxId) await upload(sandbox, source.path, destination.path);
         else await download(sandbox, source.path, destination.path);

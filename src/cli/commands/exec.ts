@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { Sandbox } from '../../sandbox/sandbox.js';
 import { type CommandFlags, addCommandFlags } from '../flags.js';
 import { streamCommand } from '../stream-command.js';
+import { connectSandbox } from '../sandboxes.js';
 
 export function registerExec(program: Command, setExit: (code: number) => void): void {
   const command = program
@@ -12,7 +12,7 @@ export function registerExec(program: Command, setExit: (code: number) => void):
   addCommandFlags(command).action(async (id: string, argv: string[], flags: CommandFlags) => {
     // Options pass through after the id, so the `--` separating the guest command arrives as an argument.
     const command = argv[0] === '--' ? argv.slice(1) : argv;
-    const sandbox = await Sandbox.connect(id);
+    const sandbox = await connectSandbox(id);
     try {
       setExit(await streamCommand(sandbox, command, flags));
     } finally {

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { Sandbox } from '../../sandbox/sandbox.js';
 import { type CommandFlags, type VmFlags, addCommandFlags, addVmFlags, sandboxOptionsFrom } from '../flags.js';
 import { imageProgressPrinter } from '../progress.js';
 import { type SandboxFlags, addSandboxFlags, sandboxFlagOptions } from '../sandbox-flags.js';
 import { streamCommand } from '../stream-command.js';
+import { createSandbox } from '../sandboxes.js';
 
 export function registerRun(program: Command, setExit: (code: number) => void): void {
   const command = program
@@ -12,7 +12,7 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
     .argument('<command...>', 'the command and its arguments (after --)');
   const flagged = addSandboxFlags(addCommandFlags(addVmFlags(command)), { publish: true });
   flagged.action(async (argv: string[], flags: VmFlags & CommandFlags & SandboxFlags) => {
-    const sandbox = await Sandbox.create({
+    const sandbox = await createSandbox({
       ...sandboxOptionsFrom(flags),
       ...sandboxFlagOptions(flags),
       onImageProgress: imageProgressPrinter(),

@@ -2,9 +2,11 @@ import { type Command, Option } from 'commander';
 import { defaultLimits } from '../../daemon/lifecycle.js';
 import { createDaemon } from '../../daemon/server.js';
 import { defaultStateDir } from '../../daemon/state.js';
-import { type ListenTarget, defaultSocketPath, parseListen } from '../../daemon/listen.js';
+import { type ListenTarget, defaultSocketPath, parseTcpListen } from '../../daemon/listen.js';
 import { defaultTokenPath, loadOrCreateToken, rotateToken } from '../../daemon/token-store.js';
 import { InvalidArgumentError } from '../../core/errors.js';
+import { onStopSignal } from '../../core/stop-signals.js';
+import { positiveInt } from '../flags.js';
 
 interface ServeFlags {
   listen?: string;
@@ -16,39 +18,14 @@ interface ServeFlags {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
-const REMOTE_WARNING =
-  'listening on a non-loopback address: anyone who can reach this port and holds the token can run code on this ' +
-  'host (sandbox options name host files: kernels, disk images, shared directories). Put it behind TLS and a firewall.';
-
 function target(flags: ServeFlags): ListenTarget {
   if (flags.listen && flags.socket) throw new InvalidArgumentError('pass --listen or --socket, not both');
   if (!flags.listen) return { kind: 'unix', path: flags.socket ?? defaultSocketPath() };
-  const tcp = parseListen(flags.listen);
-  if (!tcp.loopback && !flags.allowRemote) {
-    throw new InvalidArgumentError(
-      `${tcp.host} is not a loopback address; add --allow-remote to expose the daemon beyond this host`,
-    );
-  }
-  if (!tcp.loopback) process.emitWarning(REMOTE_WARNING);
-  return tcp;
+  return parseTcpListen(flags.listen, flags.allowRemote ?? false, 'the daemon');
 }
 
-/** A positive integer flag value, or invalid_argument naming the flag. */
-function positiveInt(flag: string) {
-  return (text: string): number => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new InvalidArgumentError(`${flag} expects a positive integer, got "${text}"`);
-    }
-    return value;
-  };
-}
-
-/** Resolves once SIGINT or SIGTERM arrives. */
-const stopSignal = (): Promise<NodeJS.Signals> =>
-  new Promise((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(signal));
-  });
+/** Resolves with the first SIGINT or SIGTERM. */
+const stopSignal = (): Promise<NodeJS.Signals> => new Promise((resolve) => onStopSignal(resolve));
 
 export function registerServe(program: Command): void {
   program

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import type { OpenedSnapshot } from '../../snapshot/compat.js';
 import type { SnapshotEntry } from '../../snapshot/layout.js';
 import { SnapshotStore } from '../../snapshot/store.js';
-import { Sandbox } from '../../sandbox/sandbox.js';
+import { connectSandbox } from '../sandboxes.js';
 import { printTable } from '../table.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
@@ -77,7 +77,7 @@ export function registerSnapshot(program: Command): void {
     .argument('<name>', 'snapshot name: a letter or digit, then up to 63 letters, digits, _ . -')
     .option('--stop', 'destroy the sandbox once the snapshot is written')
     .action(async (id: string, name: string, flags: { stop?: boolean }) => {
-      const sandbox = await Sandbox.connect(id);
+      const sandbox = await connectSandbox(id);
       const taken = await sandbox.snapshot({ name, then: flags.stop ? 'destroy' : 'resume' });
       if (!flags.stop) sandbox.detach();
       process.stdout.write(`${taken.name}\n`);

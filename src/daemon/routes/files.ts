@@ -1,6 +1,7 @@
 import type { SandboxRegistry } from '../registry.js';
 import { type Route, defineRoute } from '../route.js';
 import {
+  FILE_MODE_HEADER,
   FileEntrySchema,
   FileList,
   MkdirBody,
@@ -29,7 +30,8 @@ export function fileRoutes(registry: SandboxRegistry): Route[] {
       },
       async ({ params, query, body }) => {
         const mode = query.mode === undefined ? DEFAULT_MODE : parseInt(query.mode, 8);
-        const bytes = await registry.get(params.id).files.write(query.path, body, { mode });
+        const mkdirs = query.mkdirs !== 'false';
+        const bytes = await registry.get(params.id).files.write(query.path, body, { mode, mkdirs });
         return { path: query.path, bytes };
       },
     ),
@@ -38,15 +40,18 @@ export function fileRoutes(registry: SandboxRegistry): Route[] {
         method: 'GET',
         url: '/v1/sandboxes/:id/files',
         operationId: 'readFile',
-        summary: "A file's content, streamed (Content-Length is its size when the guest reports one)",
+        summary:
+          "A file's content, streamed (Content-Length is its size when the guest reports one; X-Jitvm-Mode its " +
+          'permission bits in octal)',
         params: SandboxIdParams,
         query: PathQuery,
         responses: { 200: { description: "the file's bytes", binary: true } },
       },
       async ({ params, query, reply }) => {
-        const { size, content } = await registry.get(params.id).files.readStream(query.path);
+        const { size, mode, content } = await registry.get(params.id).files.readStream(query.path);
         // Files that report size 0 (those of /proc) may still have content: sent chunked.
         if (size > 0) reply.header('content-length', size);
+        reply.header(FILE_MODE_HEADER, (mode & 0o7777).toString(8).padStart(4, '0'));
         return reply.type('application/octet-stream').send(content);
       },
     ),

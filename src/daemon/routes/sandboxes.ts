@@ -2,7 +2,14 @@ import { LimitExceededError } from '../lifecycle.js';
 import { PROBLEM_CONTENT_TYPE } from '../problem.js';
 import type { SandboxRegistry } from '../registry.js';
 import { type Route, defineRoute } from '../route.js';
-import { CreateSandboxBody, SandboxIdParams, SandboxInfo, SandboxList, SetTimeoutBody } from '../schemas.js';
+import {
+  CreateSandboxBody,
+  DestroyQuery,
+  SandboxIdParams,
+  SandboxInfo,
+  SandboxList,
+  SetTimeoutBody,
+} from '../schemas.js';
 
 /** Create, list, inspect, extend and destroy the daemon's sandboxes. */
 export function sandboxRoutes(registry: SandboxRegistry): Route[] {
@@ -68,12 +75,15 @@ export function sandboxRoutes(registry: SandboxRegistry): Route[] {
         method: 'DELETE',
         url: '/v1/sandboxes/:id',
         operationId: 'deleteSandbox',
-        summary: 'Destroy a sandbox: its VM is killed and everything it left on the host removed',
+        summary:
+          'Destroy a sandbox: its VM is killed (`graceful=true`: the guest is asked to power off first) and ' +
+          'everything it left on the host removed',
         params: SandboxIdParams,
+        query: DestroyQuery,
         responses: { 204: { description: 'destroyed' } },
       },
-      async ({ params, request, reply }) => {
-        await registry.destroy(params.id);
+      async ({ params, query, request, reply }) => {
+        await registry.destroy(params.id, { graceful: query.graceful === 'true' });
         request.log.info({ sandboxId: params.id }, 'sandbox destroyed');
         return reply.code(204).send();
       },
