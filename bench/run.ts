@@ -21,7 +21,7 @@ import { launchRawVm, rawBootToFirstByte, rawCommand, readExactly } from './raw-
 import { alternateColdStarts, coldCycle } from './cold.js';
 import { type Summary, summarize, timeEach } from './stats.js';
 import { egressSamples, publishedPortSamples, rootfsColdStarts } from './network-storage.js';
-import { daemonExecSamples } from './daemon.js';
+import { DOWNLOAD_MIB, daemonSamples } from './daemon.js';
 
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 const EXEC_RUNS = 200;
@@ -226,10 +226,21 @@ async function networkStorageRows(dir: string): Promise<Row[]> {
   ];
 }
 
-/** `exec true` through the REST daemon against the SDK's own exec on another sandbox of the same process. */
+/** The daemon's paths (REST, the SDK's remote mode, the exec WebSocket) against the SDK on a local sandbox. */
 async function daemonRows(): Promise<Row[]> {
-  const samples = await daemonExecSamples(EXEC_RUNS, BOOT_TIMEOUT_MS);
-  return [row('exec true through jitvm serve (REST, loopback TCP) vs the SDK', 'ms', samples.rest, samples.sdk)];
+  const samples = await daemonSamples(EXEC_RUNS, BOOT_TIMEOUT_MS);
+  const bytes = DOWNLOAD_MIB * 1024 * 1024;
+  return [
+    row('exec true through jitvm serve (REST, loopback TCP) vs the SDK', 'ms', samples.rest, samples.sdkExec),
+    row('exec true: SDK remote mode (daemon, loopback TCP) vs local', 'ms', samples.remoteExec, samples.sdkExec),
+    row('spawn cat, line echo: remote (exec WebSocket) vs local', 'ms', samples.remoteEcho, samples.sdkEcho),
+    row(
+      `files.read ${DOWNLOAD_MIB} MiB: remote (streamed HTTP) vs local`,
+      'MiB/s',
+      samples.remoteDownload.map(mibPerSecond(bytes)),
+      samples.sdkDownload.map(mibPerSecond(bytes)),
+    ),
+  ];
 }
 
 /** Firecracker's cold start where it can run here; else one line saying why it was skipped. */

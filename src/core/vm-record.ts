@@ -16,7 +16,10 @@ export const VmRecordSchema = z.object({
   pid: z.number().int().positive(),
   createdAt: z.string(),
   detached: z.boolean(),
-  /** The process a non-detached VM belongs to: the VM must not outlive it. */
+  /**
+   * The process the VM belongs to, which it must not outlive: always for a VM that is not detached; for a detached
+   * one only until the process creating it has it ready (`disownVmRecord`), so one that dies mid-create leaves no VM.
+   */
   ownerPid: z.number().int().positive().optional(),
   controlSocket: z.string(),
   agentSocket: z.string(),
@@ -74,7 +77,8 @@ export type StartedVm = Omit<VmRecord, 'createdAt' | 'ownerPid' | 'cpus' | 'memo
 };
 
 /**
- * Writes the record of a VM that is already running, now, owned by this process unless detached. If that fails
+ * Writes the record of a VM that is already running, now, owned by this process (a detached VM until
+ * `disownVmRecord`). If that fails
  * (disk full…), the VM is killed first, so no VMM is left running without the record `jitvm ls` and clean-up need.
  */
 export async function recordRunningVm(
@@ -87,7 +91,7 @@ export async function recordRunningVm(
     writeVmRecord(runtimeDir, {
       ...started,
       createdAt: new Date().toISOString(),
-      ownerPid: started.detached ? undefined : process.pid,
+      ownerPid: process.pid,
       cpus: config.cpus,
       memoryMiB: config.memoryMiB,
       arch: config.arch,
@@ -96,6 +100,13 @@ export async function recordRunningVm(
     await vm.kill();
     throw error;
   }
+}
+
+/** A detached VM is ready: from now on it outlives the process that created it (its record loses `ownerPid`). */
+export function disownVmRecord(id: string): void {
+  const record = readVmRecord(id);
+  if (!record.detached) throw new JitvmError('internal', `VM ${id} is not detached: it cannot outlive its owner`);
+  writeVmRecord(join(vmsRoot(), id), { ...record, ownerPid: undefined });
 }
 
 /** Reads a VM's record; not_found when no such VM exists, invalid_state when the file is damaged. */
@@ -137,7 +148,7 @@ export function liveVmRecord(id: string): VmRecord | undefined {
 }
 
 function orphaned(record: VmRecord): boolean {
-  if (record.detached || record.ownerPid === undefined) return false;
+  if (record.ownerPid === undefined) return false;
   try {
     process.kill(record.ownerPid, 0);
     return false;

@@ -5,6 +5,7 @@ import { delay, processMatches, provenProcess } from '../core/process.js';
 import { type VmRecord, liveVmRecord } from '../core/vm-record.js';
 import { Sandbox } from '../sandbox/sandbox.js';
 import type { SavedSandbox } from './state.js';
+import type { PublishedPort } from '../sandbox/ports.js';
 
 /** Where adoption reports what it did (the daemon's pino logger fits). */
 export interface AdoptionLog {
@@ -36,11 +37,26 @@ async function adoptOne(saved: SavedSandbox, log: AdoptionLog): Promise<Adopted 
   try {
     const sandbox = await Sandbox.connect(saved.id);
     log.info({ sandboxId: saved.id }, 'sandbox re-adopted');
+    for (const port of saved.ports) await republish(sandbox, port, log);
     return { saved, sandbox };
   } catch (error) {
     log.warn({ sandboxId: saved.id, err: error }, 'sandbox of a previous daemon could not be re-adopted: killing it');
     await killVm(record);
     return undefined;
+  }
+}
+
+/**
+ * Publishes a port the previous daemon had published: on the same host port, which its clients know, or on a free
+ * one (logged) when something else took it meanwhile.
+ */
+async function republish(sandbox: Sandbox, port: PublishedPort, log: AdoptionLog): Promise<void> {
+  const fields = { sandboxId: sandbox.id, guestPort: port.guest, hostPort: port.host };
+  try {
+    await sandbox.publishPort(port);
+  } catch (error) {
+    const host = await sandbox.publishPort({ guest: port.guest });
+    log.warn({ ...fields, err: error, newHostPort: host }, 'host port taken: guest port published on another one');
   }
 }
 

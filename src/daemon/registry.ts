@@ -15,6 +15,7 @@ import {
 } from './lifecycle.js';
 import type { CreateSandboxBody, SandboxInfo } from './schemas.js';
 import type { DaemonStateStore, SavedSandbox } from './state.js';
+import type { PortForwardInput, PublishedPort } from '../sandbox/ports.js';
 
 type CreateOptions = z.output<typeof CreateSandboxBody>;
 
@@ -98,6 +99,13 @@ export class SandboxRegistry {
 
   list(): SandboxInfo[] {
     return [...this.entries.values()].map((entry) => describe(entry));
+  }
+
+  /** Publishes a guest port of `id` (see `Sandbox.publishPort`) and saves it, so a re-adopting daemon publishes it too. */
+  async publishPort(id: string, forward: PortForwardInput): Promise<PublishedPort> {
+    const host = await this.touch(id).sandbox.publishPort(forward);
+    this.save();
+    return { guest: forward.guest, host };
   }
 
   /** Sets the absolute deadline of `id` to `timeoutMs` from now (shorter or longer than before). */
@@ -228,7 +236,7 @@ function configInfo(options: Omit<CreateOptions, 'timeoutMs' | 'idleTimeoutMs'>)
 
 function saved(id: string, entry: Entry): SavedSandbox {
   const { createdAt, deadlines, memoryMiB, config } = entry;
-  return { id, createdAt: createdAt.toISOString(), ...deadlines, memoryMiB, config };
+  return { id, createdAt: createdAt.toISOString(), ...deadlines, memoryMiB, config, ports: entry.sandbox.ports };
 }
 
 function describe(entry: Entry, now = Date.now()): SandboxInfo {

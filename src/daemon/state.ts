@@ -8,7 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ensurePrivateDir, runtimeRoot } from '../core/paths.js';
 import { parseJsonOrUndefined } from '../core/json.js';
-import { SandboxConfigInfo } from './schemas.js';
+import { PublishedPortSchema, SandboxConfigInfo } from './schemas.js';
 
 /** One owned sandbox as saved: enough to re-adopt it with its deadlines and to describe it again. */
 export const SavedSandboxSchema = z.object({
@@ -18,6 +18,8 @@ export const SavedSandboxSchema = z.object({
   idleTimeoutMs: z.number().int().positive(),
   memoryMiB: z.number().int().positive(),
   config: SandboxConfigInfo,
+  /** Its published ports, published again (on the same host ports when free) by the daemon that re-adopts it. */
+  ports: z.array(PublishedPortSchema).default([]),
 });
 export type SavedSandbox = z.infer<typeof SavedSandboxSchema>;
 

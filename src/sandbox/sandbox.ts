@@ -5,7 +5,7 @@ import { type VmConfig, VmConfigSchema, parseVmConfig, parseWith } from '../core
 import { InvalidArgumentError, JitvmError } from '../core/errors.js';
 import { beforeDeadline } from '../core/process.js';
 import type { Hypervisor, VmInstance } from '../core/hypervisor.js';
-import { readVmRecord } from '../core/vm-record.js';
+import { disownVmRecord, readVmRecord } from '../core/vm-record.js';
 import { backendByName, selectBackend } from '../backends/index.js';
 import { resolveImage } from '../image/index.js';
 import { connectAgentWithin, reconnectAgent } from './boot.js';
@@ -55,6 +55,16 @@ function takeFromPool(pool: Pool, { pool: _pool, signal, ...rest }: SandboxOptio
     throw new InvalidArgumentError(`${names} cannot be combined with pool: the pool's options fix the VM`);
   }
   return pool.acquire({ signal });
+}
+
+/** Lets a detached sandbox outlive this process, now that it is ready; on failure it is destroyed. */
+async function disown(sandbox: Sandbox): Promise<void> {
+  try {
+    disownVmRecord(sandbox.id);
+  } catch (error) {
+    await sandbox.destroy();
+    throw error;
+  }
 }
 
 /**
@@ -113,7 +123,11 @@ export class Sandbox implements SandboxApi {
   static async create(options: SandboxOptions | RemoteSandboxOptions = {}): Promise<Sandbox | RemoteSandbox> {
     if ('daemon' in options) return RemoteSandbox.create(options);
     if (options.pool) return takeFromPool(options.pool, options);
-    return countingErrors('create', () => Sandbox.start(options, performance.now()));
+    return countingErrors('create', async () => {
+      const sandbox = await Sandbox.start(options, performance.now());
+      if (options.detached) await disown(sandbox);
+      return sandbox;
+    });
   }
 
   private static async start(options: SandboxOptions, at: number): Promise<Sandbox> {

@@ -100,6 +100,7 @@ export const savedSandbox = (id: string): SavedSandbox => ({
   idleTimeoutMs: 3000,
   memoryMiB: 256,
   config: { memoryMiB: 256, network: 'none' },
+  ports: [],
 });
 
 /** Runs `command` in sandbox `id` through the daemon's NDJSON exec (asserting a 200); its stdout and exit code. */

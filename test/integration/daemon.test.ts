@@ -303,7 +303,17 @@ describe('jitvm serve: timeouts, limits and re-adoption after kill -9', { timeou
     assert.equal((await call('GET', `/v1/sandboxes/${kept}`)).json().expiresAt, extended.json().expiresAt);
   });
 
-  it('a daemon started after kill -9 re-adopts its sandbox; SIGTERM then leaves nothing', async () => {
+  it('a daemon started after kill -9 re-adopts its sandbox and its ports; SIGTERM then leaves nothing', async () => {
+    // A guest web server, published on the host: the daemon that re-adopts the sandbox publishes it again.
+    const serving = await execOut(
+      kept,
+      'echo kept-web > /tmp/index.html && (httpd -p 127.0.0.1:8080 -h /tmp &) && sleep 0.2 && echo started',
+    );
+    assert.equal(serving.stdout, 'started\n');
+    const published = await call('POST', `/v1/sandboxes/${kept}/ports`, { guest: 8080 });
+    assert.equal(published.status, 200, published.bytes.toString());
+    const { host } = published.json() as { host: number };
+    assert.equal(await (await fetch(`http://127.0.0.1:${host}/index.html`)).text(), 'kept-web\n');
     const { expiresAt } = (await call('GET', `/v1/sandboxes/${kept}`)).json();
     const killed = daemon.child.pid!;
     const stateFile = join(stateDir, `${killed}.json`);
@@ -316,6 +326,8 @@ describe('jitvm serve: timeouts, limits and re-adoption after kill -9', { timeou
     assert.deepEqual(await listed(), [kept]);
     assert.equal((await call('GET', `/v1/sandboxes/${kept}`)).json().expiresAt, expiresAt, 'deadline kept');
     assert.deepEqual(await execOut(kept, 'echo back'), { stdout: 'back\n', exitCode: 0 });
+    assert.deepEqual((await call('GET', `/v1/sandboxes/${kept}`)).json().ports, [{ guest: 8080, host }]);
+    assert.equal(await (await fetch(`http://127.0.0.1:${host}/index.html`)).text(), 'kept-web\n', 'same host port');
     assert.ok(daemon.logs.some((l) => l.msg === 'sandbox re-adopted' && l.sandboxId === kept));
     assert.ok(!existsSync(stateFile), "the dead daemon's file was taken over");
     assert.ok(existsSync(join(stateDir, `${daemon.child.pid}.json`)));

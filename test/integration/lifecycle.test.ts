@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { QemuHypervisor } from '../../src/backends/qemu/index.js';
 import { parseVmConfig } from '../../src/core/config.js';
 import { vmsRoot } from '../../src/core/paths.js';
+import { type VmRecord, liveVmRecord, readVmRecord } from '../../src/core/vm-record.js';
 import {
   ChannelClosedError,
   HostToolMissingError,
@@ -16,6 +19,7 @@ import { resolveImage } from '../../src/image/index.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { BOOT_TIMEOUT_MS, withSandbox } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/temp.js';
+import { alive } from '../helpers/process.js';
 
 describe('VM lifecycle', { timeout: 600_000 }, () => {
   it('runs several VMs at once, each its own machine', async () => {
@@ -157,4 +161,51 @@ it('a program whose last act is destroying a detached sandbox waits for the VM t
   assert.equal(run.status, 0, `exit ${run.status} (13: Node ended before the VMM did)\n${run.stderr}`);
   const id = run.stdout.trim();
   assert.ok(!existsSync(join(vmsRoot(), id)), 'the runtime dir is gone');
+});
+
+/** A VM's record, or undefined while its creator has not written it yet. */
+function recordOrUndefined(id: string): VmRecord | undefined {
+  try {
+    return readVmRecord(id);
+  } catch {
+    return undefined;
+  }
+}
+
+it('a detached sandbox whose creator dies mid-boot is not left running; a finished one outlives its creator', async () => {
+  const cli = new URL('../../src/cli/main.js', import.meta.url).pathname;
+  const before = new Set(readdirSync(vmsRoot()));
+  const creator = spawn(process.execPath, [cli, 'create', '--boot-timeout', String(BOOT_TIMEOUT_MS)], {
+    stdio: 'ignore',
+  });
+  const deadline = Date.now() + 30_000;
+  let record: VmRecord | undefined;
+  while (!record) {
+    assert.ok(Date.now() < deadline, 'the creator wrote no VM record');
+    const id = readdirSync(vmsRoot()).find((entry) => !before.has(entry));
+    record = id === undefined ? undefined : recordOrUndefined(id);
+    if (!record) await delay(20);
+  }
+  assert.equal(record.ownerPid, creator.pid, 'while it boots, the VM belongs to its creator');
+  creator.kill('SIGKILL');
+  await once(creator, 'exit');
+  assert.equal(liveVmRecord(record.id), undefined, 'the next look at it ends it');
+  assert.ok(!existsSync(join(vmsRoot(), record.id)), 'its runtime dir is removed');
+  const vmmPid = record.pid;
+  while (alive(vmmPid)) {
+    assert.ok(Date.now() < deadline + 10_000, 'the VMM is gone');
+    await delay(20);
+  }
+
+  const finished = spawnSync(process.execPath, [cli, 'create', '--boot-timeout', String(BOOT_TIMEOUT_MS)], {
+    encoding: 'utf8',
+  });
+  const id = finished.stdout.trim();
+  try {
+    assert.equal(finished.status, 0, finished.stderr);
+    assert.equal(readVmRecord(id).ownerPid, undefined, 'a ready detached VM belongs to no process');
+    assert.ok(liveVmRecord(id), 'it outlives the CLI that created it');
+  } finally {
+    await (await new QemuHypervisor().attach(id).catch(() => undefined))?.kill();
+  }
 });

@@ -17,7 +17,7 @@ export function sandboxVmRoutes(registry: SandboxRegistry): Route[] {
         body: PublishPortBody,
         responses: { 200: { description: 'where the host reaches the guest port', json: PublishedPortSchema } },
       },
-      async ({ params, body }) => ({ guest: body.guest, host: await registry.get(params.id).publishPort(body) }),
+      async ({ params, body }) => registry.publishPort(params.id, body),
     ),
     defineRoute(
       {
