@@ -55,22 +55,23 @@ export class SandboxRegistry {
   /**
    * Boots a sandbox (detached, so it can outlive a daemon that dies and be re-adopted) and takes ownership of it.
    * Refused before booting (LimitExceededError) when it would pass the count or memory limit; once `destroyAll`
-   * ran, the new sandbox is destroyed and the call refused.
+   * ran, or when `signal` aborts (the client went away), the new sandbox is destroyed and the call refused.
    */
-  async create(body: CreateOptions): Promise<SandboxInfo> {
+  async create(body: CreateOptions, signal?: AbortSignal): Promise<SandboxInfo> {
     const { timeoutMs, idleTimeoutMs, ...options } = body;
     const reservation = { memoryMiB: options.memoryMiB ?? DEFAULT_SANDBOX_MEMORY_MIB };
     checkLimits(this.usage(), reservation.memoryMiB, this.options.limits);
     this.reserved.add(reservation);
     let sandbox: Sandbox;
     try {
-      sandbox = await Sandbox.create({ ...options, detached: true });
+      sandbox = await Sandbox.create({ ...options, detached: true, signal });
     } finally {
       this.reserved.delete(reservation);
     }
-    if (this.closed) {
+    if (this.closed || signal?.aborted) {
       await sandbox.destroy();
-      throw new CancelledError('the daemon is shutting down; the sandbox it was creating was destroyed');
+      const why = this.closed ? 'the daemon is shutting down' : 'the client went away';
+      throw new CancelledError(`${why}; the sandbox being created for it was destroyed`);
     }
     const now = Date.now();
     const entry: Entry = {

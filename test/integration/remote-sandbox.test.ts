@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,7 +15,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { JitvmError } from '../../src/core/errors.js';
+import { vmsRoot } from '../../src/core/paths.js';
 import { DaemonError } from '../../src/remote/daemon-client.js';
 import { RemoteSandbox } from '../../src/remote/sandbox.js';
 import type { SandboxApi } from '../../src/sandbox/api.js';
@@ -291,6 +293,28 @@ describe('SDK remote mode (Sandbox.create({ daemon }))', { timeout: 600_000 }, (
     } finally {
       await own.destroy();
     }
+  });
+
+  it('cancels a create whose caller gives up: the daemon destroys the sandbox it was booting', async () => {
+    const existing = new Set(readdirSync(vmsRoot()));
+    const abort = new AbortController();
+    const creating = Sandbox.create({ daemon, bootTimeoutMs: BOOT_TIMEOUT_MS, signal: abort.signal });
+    const deadline = Date.now() + 30_000;
+    const started = () => readdirSync(vmsRoot()).filter((id) => !existing.has(id));
+    while (started().length === 0) {
+      assert.ok(Date.now() < deadline, 'the daemon started no VM');
+      await delay(20);
+    }
+    abort.abort();
+    await assert.rejects(creating, (error: JitvmError) => error.code === 'cancelled');
+    while (started().length > 0) {
+      assert.ok(Date.now() < deadline, `the cancelled VM is still there: ${started()}`);
+      await delay(50);
+    }
+    assert.deepEqual(
+      (await RemoteSandbox.list({ daemon })).map((info) => info.id),
+      [sandbox().id],
+    );
   });
 
   it('refuses local-only options, bad addresses, and a daemon that is not there with clear errors', async () => {

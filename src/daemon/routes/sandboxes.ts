@@ -26,8 +26,13 @@ export function sandboxRoutes(registry: SandboxRegistry): Route[] {
         responses: { 201: { description: 'the sandbox is running', json: SandboxInfo } },
       },
       async ({ body, request, reply }) => {
+        // A client that disconnects while its sandbox boots would never learn its id: the boot is cancelled.
+        const gone = new AbortController();
+        reply.raw.once('close', () => {
+          if (!reply.raw.writableFinished) gone.abort();
+        });
         try {
-          const info = await registry.create(body);
+          const info = await registry.create(body, gone.signal);
           request.log.info({ sandboxId: info.id, backend: info.backend }, 'sandbox created');
           reply.code(201);
           return info;
