@@ -38,6 +38,12 @@ export type RemoteSandboxOptions = z.input<typeof CreateSandboxBody> &
     readonly signal?: AbortSignal;
   };
 
+/**
+ * Stdin up to this size goes in the NDJSON exec's JSON body (limited to 1 MiB, base64 grows it by a third); more, or
+ * a stream, goes over the exec WebSocket.
+ */
+const INLINE_STDIN_BYTES = 512 * 1024;
+
 /** Options of the SDK that only a sandbox held by this process can have. */
 const LOCAL_ONLY = ['hypervisor', 'pool', 'onImageProgress', 'onEgressDecision', 'detached'] as const;
 
@@ -144,9 +150,10 @@ export class RemoteSandbox implements SandboxApi {
 
   async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
     const { stdin } = options;
-    if (stdin !== undefined && typeof stdin !== 'string' && !Buffer.isBuffer(stdin)) {
-      return collectRun(this.spawn(command, options), options);
-    }
+    const inline =
+      stdin === undefined ||
+      ((typeof stdin === 'string' || Buffer.isBuffer(stdin)) && Buffer.byteLength(stdin) <= INLINE_STDIN_BYTES);
+    if (!inline) return collectRun(this.spawn(command, options), options);
     const checked = parseWith(
       ExecOptionsSchema,
       { env: options.env, cwd: options.cwd, timeoutMs: options.timeoutMs },
@@ -157,7 +164,7 @@ export class RemoteSandbox implements SandboxApi {
     const json = {
       command: toArgv(command),
       ...checked,
-      ...(stdin === undefined ? {} : { stdin: { base64: Buffer.from(stdin).toString('base64') } }),
+      ...(stdin === undefined ? {} : { stdin: { base64: Buffer.from(stdin as string | Buffer).toString('base64') } }),
     };
     const response = await this.client.send('POST', this.path('/exec'), { json, signal: options.signal });
     const output = { stdout: [] as Buffer[], stderr: [] as Buffer[] };

@@ -58,6 +58,9 @@ async function scenario(sandbox: SandboxApi): Promise<string[]> {
     stdin: Readable.from([input.subarray(0, 1000), input.subarray(1000)]),
   });
   seen.push(`piped ${piped.stdout.split(' ')[0] === sha256(input)}`);
+  const bigInput = randomBytes(2 * MiB);
+  const bigPiped = await sandbox.exec(['sha256sum'], { stdin: bigInput });
+  seen.push(`piped buffer ${bigPiped.stdout.split(' ')[0] === sha256(bigInput)}`);
 
   const file = randomBytes(3 * MiB);
   assert.equal(await sandbox.files.write('/tmp/data/blob', file, { mode: 0o640 }), file.length);
@@ -141,7 +144,8 @@ describe('SDK remote mode (Sandbox.create({ daemon }))', { timeout: 600_000 }, (
     }
     assert.deepEqual(await scenario(sandbox()), expected);
     assert.deepEqual(expected.slice(0, 2), ['cb:out\n', 'exit 3 "out\\n" "err\\n"']);
-    assert.ok(expected.includes('piped true') && expected.includes('file true') && expected.includes('chat exit 0'));
+    for (const line of ['piped true', 'piped buffer true', 'file true', 'chat exit 0'])
+      assert.ok(expected.includes(line));
   });
 
   it('streams a large output through both exec paths without losing a byte', async () => {
