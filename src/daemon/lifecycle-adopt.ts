@@ -34,14 +34,16 @@ async function adoptOne(saved: SavedSandbox, log: AdoptionLog): Promise<Adopted 
     log.info({ sandboxId: saved.id }, 'sandbox of a previous daemon is gone');
     return undefined;
   }
+  let sandbox: Sandbox | undefined;
   try {
-    const sandbox = await Sandbox.connect(saved.id);
-    log.info({ sandboxId: saved.id }, 'sandbox re-adopted');
+    sandbox = await Sandbox.connect(saved.id);
     for (const port of saved.ports) await republish(sandbox, port, log);
+    log.info({ sandboxId: saved.id }, 'sandbox re-adopted');
     return { saved, sandbox };
   } catch (error) {
     log.warn({ sandboxId: saved.id, err: error }, 'sandbox of a previous daemon could not be re-adopted: killing it');
-    await killVm(record);
+    if (sandbox) await sandbox.destroy();
+    else await killVm(record);
     return undefined;
   }
 }

@@ -55,7 +55,20 @@ export interface BuildImageOptions extends ResolveImageOptions {
   refreshKernel?: boolean;
 }
 
-const memo = new Map<string, Promise<GuestImage>>();
+/**
+ * An image resolution shared by every concurrent caller (the daemon's clients, say): its build is cancelled only once
+ * all of them gave up, so one caller going away does not fail the others.
+ */
+interface SharedResolution {
+  readonly image: Promise<GuestImage>;
+  readonly cancel: AbortController;
+  /** Callers still waiting that may give up. */
+  waiting: number;
+  /** A caller without a signal waits for it: the build is never cancelled. */
+  pinned: boolean;
+}
+
+const memo = new Map<string, SharedResolution>();
 
 /** Built images kept in the cache; older ones are removed after each build (a running VM keeps its loaded copy). */
 const KEPT_IMAGES = 3;
@@ -63,20 +76,40 @@ const KEPT_IMAGES = 3;
 /**
  * The image to boot, built on first use. When a kernel is already in the cache this needs no network and no apt:
  * it hashes the inputs and returns the cached image. The answer is memoized for the life of the process (a failed
- * attempt is not), so concurrent callers share one build; only the first caller's options take effect.
+ * attempt is not), so concurrent callers share one build; only the first caller's options (progress callback) take
+ * effect, and `signal` cancels a caller's wait, and the build once every waiting caller cancelled.
  */
 export function resolveImage(options: ResolveImageOptions = {}): Promise<GuestImage> {
   const key = memoKey(options);
-  let image = memo.get(key);
-  if (!image) {
-    image = resolveUnmemoized(options).catch(asCancelled(options.signal));
-    memo.set(key, image);
-    const attempt = image;
-    attempt.catch(() => {
+  let shared = memo.get(key);
+  if (!shared) {
+    const cancel = new AbortController();
+    const image = resolveUnmemoized({ ...options, signal: cancel.signal }).catch(asCancelled(cancel.signal));
+    const attempt: SharedResolution = { image, cancel, waiting: 0, pinned: false };
+    memo.set(key, attempt);
+    image.catch(() => {
       if (memo.get(key) === attempt) memo.delete(key);
     });
+    shared = attempt;
   }
-  return image;
+  return waitFor(shared, options.signal);
+}
+
+function waitFor(shared: SharedResolution, signal: AbortSignal | undefined): Promise<GuestImage> {
+  if (!signal) {
+    shared.pinned = true;
+    return shared.image;
+  }
+  if (signal.aborted) return Promise.reject(new CancelledError('the guest image build was cancelled'));
+  shared.waiting++;
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      if (--shared.waiting === 0 && !shared.pinned) shared.cancel.abort();
+      reject(new CancelledError('the guest image build was cancelled'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    shared.image.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
+  });
 }
 
 /**
@@ -85,7 +118,12 @@ export function resolveImage(options: ResolveImageOptions = {}): Promise<GuestIm
  */
 export async function buildImage(options: BuildImageOptions = {}): Promise<GuestImage> {
   const image = await buildUnmemoized(options).catch(asCancelled(options.signal));
-  memo.set(memoKey(options), Promise.resolve(image));
+  memo.set(memoKey(options), {
+    image: Promise.resolve(image),
+    cancel: new AbortController(),
+    waiting: 0,
+    pinned: true,
+  });
   return image;
 }
 

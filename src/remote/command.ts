@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import WebSocket from 'ws';
 import type { ExecExit } from '../channel/exec-process.js';
 import { parseWith } from '../core/config.js';
+import { parseJsonOrUndefined } from '../core/json.js';
 import { CancelledError, JitvmError } from '../core/errors.js';
 import { ProblemSchema } from '../daemon/schemas.js';
 import { type ExecWsControl, ExecWsEvent, type ExecWsStart, OUTPUT_STREAM_ID } from '../daemon/schemas-exec-ws.js';
@@ -11,6 +13,13 @@ import { type Command, type SpawnOptions, applySpawnOptions, toArgv } from '../s
 import { ExecOptionsSchema } from '../sandbox/options.js';
 import { DaemonError, type DaemonClient } from './daemon-client.js';
 
+/** A socket error in jitvm's terms (`agent_lost` unless the client recognizes it). */
+function asJitvmError(error: unknown, client: DaemonClient): JitvmError {
+  const mapped = client.transportError(error);
+  if (mapped instanceof JitvmError) return mapped;
+  return new JitvmError('agent_lost', `the exec socket to the daemon failed: ${String(error)}`, { cause: error });
+}
+
 /** The exit of an `exit` message, as the local SDK reports it. */
 export function exitOf(event: { exitCode: number; signal: string | null; timedOut: boolean }): ExecExit {
   const signal = (event.signal ?? undefined) as NodeJS.Signals | undefined;
@@ -18,12 +27,22 @@ export function exitOf(event: { exitCode: number; signal: string | null; timedOu
   return { reason, exitCode: event.exitCode, signal };
 }
 
-function webSocketUrl(client: DaemonClient, path: string): string {
+/**
+ * Opens the WebSocket at `path` of the daemon. A Unix socket is dialled directly: a `ws+unix:` URL would
+ * percent-encode a socket path holding a space, and refuse one holding `#`.
+ */
+function openWebSocket(client: DaemonClient, path: string): WebSocket {
   const { endpoint } = client;
-  return endpoint.kind === 'unix'
-    ? `ws+unix://${endpoint.socketPath}:${path}`
-    : `${endpoint.origin.replace(/^http/, 'ws')}${path}`;
+  const options = { headers: client.authHeaders, perMessageDeflate: false };
+  if (endpoint.kind === 'tcp') return new WebSocket(`${endpoint.origin.replace(/^http/, 'ws')}${path}`, options);
+  return new WebSocket(`ws://localhost${path}`, { ...options, createConnection: () => connect(endpoint.socketPath) });
 }
+
+/**
+ * Output held per stream before the socket is paused: as much as the local SDK lets a command run ahead of its
+ * reader (a channel window), so `wait()` resolves, and one unread stream does not stall the other, as locally.
+ */
+const OUTPUT_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * A command running in a daemon's sandbox, over `GET /v1/sandboxes/:id/exec/ws` (src/daemon/schemas-exec-ws.ts):
@@ -42,6 +61,7 @@ export class RemoteCommand implements RunningCommand {
   /** Why the command ended without an exit, if it did. */
   private failure: Error | undefined;
   private stdinCredit = 0;
+  private stdinClosed = false;
   private stdinQueue: Promise<void> = Promise.resolve();
   private creditWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
 
@@ -61,12 +81,10 @@ export class RemoteCommand implements RunningCommand {
     this.pid.catch(() => undefined);
     this.exit.catch(() => undefined);
     // A stream asking for more resumes the socket unless the other one is still full (its reader lags).
-    this.stdout = new Readable({ read: () => this.resumeUnlessFull(this.stderr) });
-    this.stderr = new Readable({ read: () => this.resumeUnlessFull(this.stdout) });
-    this.socket = new WebSocket(webSocketUrl(client, `/v1/sandboxes/${encodeURIComponent(sandboxId)}/exec/ws`), {
-      headers: client.authHeaders,
-      perMessageDeflate: false,
-    });
+    const highWaterMark = OUTPUT_BUFFER_BYTES;
+    this.stdout = new Readable({ highWaterMark, read: () => this.resumeUnlessFull(this.stderr) });
+    this.stderr = new Readable({ highWaterMark, read: () => this.resumeUnlessFull(this.stdout) });
+    this.socket = openWebSocket(client, `/v1/sandboxes/${encodeURIComponent(sandboxId)}/exec/ws`);
     this.opened = new Promise<void>((resolve, reject) => {
       this.socket.once('open', resolve);
       this.socket.once('close', () => reject(new JitvmError('agent_lost', 'the exec socket closed')));
@@ -74,8 +92,10 @@ export class RemoteCommand implements RunningCommand {
     this.opened.catch(() => undefined);
     this.socket.once('open', () => this.socket.send(JSON.stringify(start)));
     this.socket.on('message', (data: Buffer, isBinary) => (isBinary ? this.output(data) : this.event(data)));
-    this.socket.once('unexpected-response', (request, response) => void this.refused(request, response, client));
-    this.socket.on('error', (error) => this.fail(client.transportError(error) as Error));
+    this.socket.once('unexpected-response', (request, response) =>
+      this.refused(request, response, client).catch((error: unknown) => this.fail(asJitvmError(error, client))),
+    );
+    this.socket.on('error', (error) => this.fail(asJitvmError(error, client)));
     this.socket.once('close', (code) =>
       this.fail(
         new JitvmError('agent_lost', `the daemon closed the exec socket (code ${code}) before the command's exit`),
@@ -98,6 +118,8 @@ export class RemoteCommand implements RunningCommand {
 
   /** Sends stdin within the daemon's credit (src/daemon/schemas-exec-ws.ts), waiting for more when it runs out. */
   async sendStdin(data: string | Buffer): Promise<void> {
+    // As locally, where the agent drops stdin that follows its end.
+    if (this.stdinClosed) return;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     // Writes go out whole and in call order: each waits for the one before it.
     const previous = this.stdinQueue;
@@ -125,8 +147,11 @@ export class RemoteCommand implements RunningCommand {
     );
   }
 
+  /** Closes stdin after the writes already asked for. */
   closeStdin(): void {
-    this.control({ type: 'stdin_end' });
+    if (this.stdinClosed) return;
+    this.stdinClosed = true;
+    void this.stdinQueue.then(() => this.control({ type: 'stdin_end' }));
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
@@ -190,6 +215,8 @@ export class RemoteCommand implements RunningCommand {
     this.ended = true;
     this.stdout.push(null);
     this.stderr.push(null);
+    // Ended streams never ask for more: read on, so the daemon's close is seen and the socket released.
+    this.socket.resume();
     this.settle.exit(exit);
     this.creditWaiters.splice(0).forEach((waiter) => waiter.reject(this.endedError()));
   }
@@ -212,11 +239,14 @@ export class RemoteCommand implements RunningCommand {
 
   /** The daemon answered the upgrade with an error (401, 404…): its problem document says why. */
   private async refused(request: { destroy(): void }, response: IncomingMessage, client: DaemonClient): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of response) chunks.push(chunk as Buffer);
-    request.destroy();
     const status = response.statusCode ?? 0;
-    const problem = ProblemSchema.safeParse(JSON.parse(Buffer.concat(chunks).toString() || 'null'));
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of response) chunks.push(chunk as Buffer);
+    } finally {
+      request.destroy();
+    }
+    const problem = ProblemSchema.safeParse(parseJsonOrUndefined(Buffer.concat(chunks).toString()));
     this.fail(
       problem.success
         ? new DaemonError(status, problem.data)

@@ -45,8 +45,12 @@ export class DaemonClient {
     readonly endpoint: DaemonEndpoint,
     private readonly token: string | undefined,
   ) {
-    this.dispatcher =
-      endpoint.kind === 'unix' ? new Agent({ connect: { socketPath: endpoint.socketPath } }) : new Agent();
+    // No undici timeouts: a command may print nothing for longer than its 5-minute defaults, and a first boot may
+    // build the image meanwhile; callers bound waits with their `signal` and `timeoutMs`, as in-process.
+    const timeouts = { headersTimeout: 0, bodyTimeout: 0 };
+    this.dispatcher = new Agent(
+      endpoint.kind === 'unix' ? { ...timeouts, connect: { socketPath: endpoint.socketPath } } : timeouts,
+    );
     this.origin = endpoint.kind === 'unix' ? 'http://localhost' : endpoint.origin;
   }
 

@@ -187,6 +187,7 @@ export class RemoteSandbox implements SandboxApi {
     if (!exit) throw new JitvmError('agent_lost', `the daemon ended the output of the command before its exit`);
     const [stdout, stderr] = [Buffer.concat(output.stdout), Buffer.concat(output.stderr)];
     if (exit.reason === 'timed_out') throw new ExecTimeoutError(options.timeoutMs ?? 0, stdout, stderr);
+    if (options.signal?.aborted) throw new CancelledError('the command was cancelled and killed');
     return new ExecResult(exit, stdout, stderr, performance.now() - started);
   }
 

@@ -111,7 +111,8 @@ describe('SDK remote mode (Sandbox.create({ daemon }))', { timeout: 600_000 }, (
       XDG_CONFIG_HOME: temp('jitvm-remote-config-'),
       JITVM_SNAPSHOT_DIR: temp('jitvm-remote-snapshots-'),
     };
-    const socketPath = join(temp('jitvm-remote-sock-'), 'jitvm.sock');
+    // A space in the socket's path: it must not be percent-encoded on the way to the exec WebSocket.
+    const socketPath = join(temp('jitvm remote sock-'), 'jitvm.sock');
     const onCleanup = (kill: () => void): number => cleanups.unshift(kill);
     unixServed = await serveDaemon(['--socket', socketPath, '--log-level', 'warn'], env, onCleanup);
     tcpServed = await serveDaemon(['--listen', '127.0.0.1:0', '--log-level', 'warn'], env, onCleanup);
@@ -161,6 +162,30 @@ describe('SDK remote mode (Sandbox.create({ daemon }))', { timeout: 600_000 }, (
     const result = await sandbox().exec(['head', '-c', String(6 * MiB), '/dev/zero']);
     assert.equal(result.stdoutBytes.length, 6 * MiB);
     assert.ok(result.stdoutBytes.every((byte) => byte === 0));
+  });
+
+  it('lets a command finish ahead of its reader, and one unread stream not stall the other, as locally', async () => {
+    const subject = sandbox();
+    const ahead = subject.spawn(['head', '-c', '200000', '/dev/zero']);
+    assert.equal((await ahead.wait()).exitCode, 0, 'wait() resolves before the output is read');
+    let bytes = 0;
+    for await (const chunk of ahead.stdout) bytes += (chunk as Buffer).length;
+    assert.equal(bytes, 200_000);
+
+    const mixed = subject.spawn('head -c 40000 /dev/zero >&2; head -c 3000000 /dev/zero');
+    let stdout = 0;
+    for await (const chunk of mixed.stdout) stdout += (chunk as Buffer).length;
+    assert.equal(stdout, 3_000_000, 'stdout reads through while 40 kB of stderr wait unread');
+    assert.equal((await mixed.wait()).exitCode, 0);
+
+    const unawaited = subject.spawn(['cat']);
+    void unawaited.sendStdin('written, then closed at once');
+    unawaited.closeStdin();
+    void unawaited.sendStdin('after the close: dropped');
+    const echoed: Buffer[] = [];
+    for await (const chunk of unawaited.stdout) echoed.push(chunk as Buffer);
+    assert.equal(Buffer.concat(echoed).toString(), 'written, then closed at once');
+    assert.equal((await unawaited.wait()).exitCode, 0);
   });
 
   it('reports timeouts, cancellation, signals and programs that cannot start as the local SDK does', async () => {
