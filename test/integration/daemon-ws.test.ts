@@ -185,6 +185,7 @@ describe('jitvm serve: exec over a WebSocket, and the VM routes', { timeout: 300
   it('grants stdin only as the guest takes it, and a signal still arrives while stdin waits', async () => {
     const exec = await openExec({ command: ['sleep', '124'] });
     await exec.event('started');
+    await exec.until(() => exec.granted() > 0, 'the first stdin grant');
     assert.equal(exec.granted(), WS_STDIN_WINDOW, 'the first grant is one window');
     // Send whatever is granted until no more comes: the guest's pipe is full, and so is the agent's window.
     const sending = exec.sendStdin(Buffer.alloc(64 * MiB)).catch(() => undefined);
