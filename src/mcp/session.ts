@@ -2,6 +2,7 @@ import { JitvmError } from '../core/errors.js';
 import type { SandboxApi } from '../sandbox/api.js';
 import type { SandboxOptions } from '../sandbox/options.js';
 import { Sandbox } from '../sandbox/sandbox.js';
+import type { SandboxBudget } from './budget.js';
 
 /**
  * How the session starts a sandbox; tests and embedders pass their own (e.g. to set `bootTimeoutMs`, or to start
@@ -15,6 +16,8 @@ export const DEFAULT_MAX_SANDBOXES = 8;
 export interface SandboxSessionOptions {
   readonly createSandbox?: CreateSandbox;
   readonly maxSandboxes?: number;
+  /** A cap shared with other sessions (`jitvm mcp --listen`'s `--max-sandboxes-total`). */
+  readonly budget?: SandboxBudget;
 }
 
 /** What list_sandboxes reports of one sandbox. */
@@ -27,6 +30,8 @@ export interface SessionSandboxInfo {
 interface Held {
   readonly sandbox: SandboxApi;
   readonly info: SessionSandboxInfo;
+  /** Gives its place in the shared budget back. */
+  readonly release: () => void;
 }
 
 /**
@@ -39,11 +44,13 @@ export class SandboxSession {
   private readonly closing = new AbortController();
   private closed: Promise<void> | undefined;
   private readonly createSandbox: CreateSandbox;
+  private readonly budget: SandboxBudget | undefined;
   readonly maxSandboxes: number;
 
   constructor(options: SandboxSessionOptions = {}) {
     this.createSandbox = options.createSandbox ?? ((sandboxOptions) => Sandbox.create(sandboxOptions));
     this.maxSandboxes = options.maxSandboxes ?? DEFAULT_MAX_SANDBOXES;
+    this.budget = options.budget;
   }
 
   /** Starts a sandbox owned by this session; `signal` cancels its boot (as does `close()`). */
@@ -56,17 +63,25 @@ export class SandboxSession {
           'destroy_sandbox one you no longer need (list_sandboxes shows them), then create again',
       );
     }
-    const booting = this.boot(options, signal);
+    const release = this.budget?.take() ?? (() => undefined);
+    const booting = this.boot(options, signal, release);
     this.booting.add(booting);
     try {
       return await booting;
+    } catch (error) {
+      release();
+      throw error;
     } finally {
       this.booting.delete(booting);
     }
   }
 
   /** Boots and registers a sandbox, or destroys it when the session closed meanwhile. */
-  private async boot(options: SandboxOptions, signal: AbortSignal | undefined): Promise<SandboxApi> {
+  private async boot(
+    options: SandboxOptions,
+    signal: AbortSignal | undefined,
+    release: () => void,
+  ): Promise<SandboxApi> {
     const signals = signal ? [this.closing.signal, signal] : [this.closing.signal];
     const sandbox = await this.createSandbox({ ...options, signal: AbortSignal.any(signals) });
     if (this.closed) {
@@ -74,12 +89,23 @@ export class SandboxSession {
       throw new JitvmError('cancelled', 'this MCP session closed while the sandbox booted; it was destroyed');
     }
     const info = { id: sandbox.id, createdAt: new Date().toISOString(), fromSnapshot: options.fromSnapshot };
-    this.held.set(sandbox.id, { sandbox, info });
+    this.held.set(sandbox.id, { sandbox, info, release });
     return sandbox;
   }
 
   /** The sandbox `id` of this session; refuses an id it did not create (or already destroyed). */
   get(id: string): SandboxApi {
+    return this.entry(id).sandbox;
+  }
+
+  /** Destroys the sandbox `id` and forgets it. */
+  async destroy(id: string): Promise<void> {
+    const { sandbox, release } = this.entry(id);
+    this.held.delete(id);
+    await sandbox.destroy().finally(release);
+  }
+
+  private entry(id: string): Held {
     const held = this.held.get(id);
     if (!held) {
       throw new JitvmError(
@@ -88,14 +114,7 @@ export class SandboxSession {
           'call list_sandboxes for the live ids, or create_sandbox for a new one',
       );
     }
-    return held.sandbox;
-  }
-
-  /** Destroys the sandbox `id` and forgets it. */
-  async destroy(id: string): Promise<void> {
-    const sandbox = this.get(id);
-    this.held.delete(id);
-    await sandbox.destroy();
+    return held;
   }
 
   list(): SessionSandboxInfo[] {
@@ -111,8 +130,8 @@ export class SandboxSession {
   private async destroyAll(): Promise<void> {
     this.closing.abort();
     await Promise.allSettled([...this.booting]);
-    const sandboxes = [...this.held.values()].map((held) => held.sandbox);
+    const held = [...this.held.values()];
     this.held.clear();
-    await Promise.allSettled(sandboxes.map((sandbox) => sandbox.destroy()));
+    await Promise.allSettled(held.map(({ sandbox, release }) => sandbox.destroy().finally(release)));
   }
 }

@@ -4,6 +4,7 @@ import { CancelledError, JitvmError } from '../../src/core/errors.js';
 import type { SandboxOptions } from '../../src/sandbox/options.js';
 import type { SandboxApi } from '../../src/sandbox/api.js';
 import { SandboxSession } from '../../src/mcp/session.js';
+import { SandboxBudget } from '../../src/mcp/budget.js';
 
 /** A boot that never finishes by itself: it ends only when its signal aborts, as Sandbox.create does. */
 function bootUntilAborted(started: SandboxOptions[]): (options: SandboxOptions) => Promise<SandboxApi> {
@@ -48,5 +49,29 @@ describe('SandboxSession', () => {
     assert.throws(() => session.get('vm-unknown'), /no sandbox "vm-unknown".*list_sandboxes/);
     await assert.rejects(session.destroy('vm-unknown'), hasCode('not_found'));
     assert.deepEqual(session.list(), []);
+  });
+
+  it('shares a budget with other sessions: past it, resource_exhausted; destroys, failed boots and close give back', async () => {
+    const budget = new SandboxBudget(2);
+    let next = 0;
+    const destroyed: string[] = [];
+    const createSandbox = async (options: SandboxOptions): Promise<SandboxApi> => {
+      if (options.fromSnapshot === 'broken') throw new JitvmError('boot_failed', 'no boot');
+      const id = `vm-${next++}`;
+      return { id, destroy: async () => void destroyed.push(id) } as SandboxApi;
+    };
+    const [one, two] = [new SandboxSession({ createSandbox, budget }), new SandboxSession({ createSandbox, budget })];
+    const first = await one.create({});
+    await two.create({});
+    await assert.rejects(two.create({}), hasCode('resource_exhausted'));
+    await assert.rejects(one.create({}), /holds 2 sandboxes across its sessions/);
+    await one.destroy(first.id);
+    await assert.rejects(two.create({ fromSnapshot: 'broken' }), hasCode('boot_failed'));
+    await two.create({});
+    await assert.rejects(one.create({}), hasCode('resource_exhausted'), 'the failed boot gave its place back, no more');
+    await two.close();
+    await one.create({});
+    assert.deepEqual(destroyed.sort(), ['vm-0', 'vm-1', 'vm-2']);
+    await one.close();
   });
 });

@@ -5,6 +5,8 @@ import { defaultTokenPath, loadOrCreateToken } from '../../daemon/token-store.js
 import { startMcpHttpServer } from '../../mcp/http.js';
 import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_TIMEOUT_MS } from '../../mcp/http-sessions.js';
 import { DEFAULT_MAX_SANDBOXES, type SandboxSessionOptions } from '../../mcp/session.js';
+import { SandboxBudget } from '../../mcp/budget.js';
+import { defaultLimits } from '../../daemon/lifecycle.js';
 import { serveStdio } from '../../mcp/stdio.js';
 import { onStopSignal } from '../../core/stop-signals.js';
 import { positiveInt } from '../flags.js';
@@ -18,6 +20,7 @@ interface McpFlags {
   listen?: string;
   allowRemote?: boolean;
   maxSessions: number;
+  maxSandboxesTotal: number;
   sessionIdleTimeout: number;
 }
 
@@ -25,6 +28,7 @@ interface McpFlags {
 const HTTP_ONLY_FLAGS = {
   allowRemote: '--allow-remote',
   maxSessions: '--max-sessions',
+  maxSandboxesTotal: '--max-sandboxes-total',
   sessionIdleTimeout: '--session-idle-timeout',
 };
 
@@ -41,7 +45,7 @@ async function serveHttp(flags: McpFlags & { listen: string }, sandboxes: Sandbo
       token,
       maxSessions: flags.maxSessions,
       sessionIdleTimeoutMs: flags.sessionIdleTimeout,
-      sandboxes,
+      sandboxes: { ...sandboxes, budget: new SandboxBudget(flags.maxSandboxesTotal) },
     });
     process.stderr.write(`jitvm: MCP on ${server.url}; bearer token in ${tokenPath}\n`);
     const signal = await stopped;
@@ -74,6 +78,14 @@ export function registerMcp(program: Command): void {
       new Option('--max-sessions <n>', 'with --listen: MCP sessions held at once; new ones past it get 503')
         .argParser(positiveInt('--max-sessions'))
         .default(DEFAULT_MAX_SESSIONS),
+    )
+    .addOption(
+      new Option(
+        '--max-sandboxes-total <n>',
+        'with --listen: sandboxes all sessions together may hold at once (as `jitvm serve`)',
+      )
+        .argParser(positiveInt('--max-sandboxes-total'))
+        .default(defaultLimits().maxSandboxes),
     )
     .addOption(
       new Option('--session-idle-timeout <ms>', 'with --listen: end a session (and its sandboxes) idle this long')
