@@ -22,6 +22,8 @@ export interface BackendCapabilities {
   readonly pause: boolean;
   /** `snapshot()` and `Hypervisor.restore()` work. */
   readonly snapshot: boolean;
+  /** A VM can outlive the process that starts it (`detached`) and be attached to from another process. */
+  readonly detach: boolean;
   readonly agentTransport: 'virtio-serial' | 'vsock';
 }
 

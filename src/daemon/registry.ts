@@ -1,5 +1,5 @@
 import { CancelledError, JitvmError } from '../core/errors.js';
-import { readVmRecord } from '../core/vm-record.js';
+import { listVmIds, liveVmRecord, readVmRecord } from '../core/vm-record.js';
 import { Sandbox } from '../sandbox/sandbox.js';
 import type { z } from 'zod';
 import { type AdoptionLog, adoptSandboxes } from './lifecycle-adopt.js';
@@ -15,6 +15,7 @@ import {
 } from './lifecycle.js';
 import type { CreateSandboxBody, SandboxInfo } from './schemas.js';
 import type { DaemonStateStore, SavedSandbox } from './state.js';
+import { runsDetached } from './detach.js';
 import type { PortForwardInput, PublishedPort } from '../sandbox/ports.js';
 
 type CreateOptions = z.output<typeof CreateSandboxBody>;
@@ -53,7 +54,8 @@ export class SandboxRegistry {
   constructor(private readonly options: RegistryOptions) {}
 
   /**
-   * Boots a sandbox (detached, so it can outlive a daemon that dies and be re-adopted) and takes ownership of it.
+   * Boots a sandbox (detached where the backend can, so it can outlive a daemon that dies and be re-adopted) and
+   * takes ownership of it.
    * Refused before booting (LimitExceededError) when it would pass the count or memory limit; once `destroyAll`
    * ran, or when `signal` aborts (the client went away), the new sandbox is destroyed and the call refused.
    */
@@ -64,7 +66,7 @@ export class SandboxRegistry {
     this.reserved.add(reservation);
     let sandbox: Sandbox;
     try {
-      sandbox = await Sandbox.create({ ...options, detached: true, signal });
+      sandbox = await Sandbox.create({ ...options, detached: await runsDetached(options), signal });
     } finally {
       this.reserved.delete(reservation);
     }
@@ -144,11 +146,13 @@ export class SandboxRegistry {
 
   /**
    * Re-adopts the sandboxes saved by daemons that died (see DaemonStateStore), with their deadlines; those whose VM
-   * cannot be reached again are killed. Their idle clock restarts now. Without a store, does nothing.
+   * cannot be reached again are killed. Their idle clock restarts now. First, VMs of this runtime dir whose owner
+   * died before they were ready are killed. Without a store, does nothing.
    */
   async adoptOrphans(): Promise<void> {
     const { store, log } = this.options;
     if (!store) return;
+    for (const id of listVmIds()) liveVmRecord(id);
     const saved = store.claimOrphans((file, problem) => log.warn({ file }, problem));
     for (const { saved: entry, sandbox } of await adoptSandboxes(saved, log)) {
       this.entries.set(sandbox.id, {

@@ -54,6 +54,7 @@ describe('vz probe', () => {
       gracefulStop: true,
       pause: true,
       snapshot: false,
+      detach: true,
       agentTransport: 'vsock',
     });
     assert.deepEqual(new VfkitHypervisor({ ...mac, arch: 'x64', binary }).capabilities.arches, ['x86_64']);

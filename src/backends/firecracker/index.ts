@@ -82,6 +82,7 @@ export class FirecrackerHypervisor implements Hypervisor {
     gracefulStop: hostArch() === 'x86_64',
     pause: true,
     snapshot: true,
+    detach: true,
     agentTransport: 'vsock',
   } as const;
 

@@ -7,6 +7,7 @@ import { chooseAccelerator } from '../../core/accelerator.js';
 import { JitvmError } from '../../core/errors.js';
 import { toolVersion } from '../../core/host-tools.js';
 import type {
+  BackendCapabilities,
   Hypervisor,
   ProbeResult,
   RestoreOptions,
@@ -47,8 +48,8 @@ interface LaunchPlan {
 }
 
 /** Refused before anything starts where nobody but the starting process could ever reach the VM (Windows pipes). */
-function requireDetachable(): void {
-  if (servesOneClient(localTransport())) {
+function requireDetachable(capabilities: BackendCapabilities): void {
+  if (!capabilities.detach) {
     throw new JitvmError(
       'unsupported',
       `the qemu backend cannot run detached VMs on ${process.platform}: QEMU serves its ${localTransport()} ` +
@@ -87,6 +88,8 @@ export class QemuHypervisor implements Hypervisor {
     pause: true,
     // RAM in a /dev/shm file makes snapshots cheap (guest-ram.ts); WHPX cannot migrate at all, HVF is unverified.
     snapshot: process.platform === 'linux',
+    // Windows named pipes serve one client, the process that started QEMU (see requireDetachable).
+    detach: !servesOneClient(localTransport()),
     agentTransport: 'virtio-serial',
   } as const;
 
@@ -129,7 +132,7 @@ export class QemuHypervisor implements Hypervisor {
       throw new JitvmError('unsupported', 'the qemu backend cannot rate-limit a NIC; use the firecracker backend');
     }
     const detached = options.detached ?? false;
-    if (detached) requireDetachable();
+    if (detached) requireDetachable(this.capabilities);
     const id = options.id ?? newVmId();
     const runtimeDir = join(ensurePrivateDir(vmsRoot()), id);
     mkdirSync(runtimeDir, { mode: 0o700 });
@@ -250,7 +253,7 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   async attach(id: string): Promise<VmInstance> {
-    requireDetachable();
+    requireDetachable(this.capabilities);
     const record = requireLiveVmRecord(id);
     const runtimeDir = join(vmsRoot(), id);
     const vmm = foreignVmmProcess(record.pid, runtimeDir);

@@ -93,6 +93,7 @@ export class VfkitHypervisor implements Hypervisor {
       gracefulStop: true,
       pause: true,
       snapshot: false,
+      detach: true,
       agentTransport: 'vsock',
     };
   }
